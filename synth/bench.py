@@ -1,0 +1,205 @@
+"""Benchmarks: architectures of one space with trained accuracies, and how to build one.
+
+A benchmark file is JSON (format 'synth-benchmark/1'):
+
+    {"format": ..., "space": name, "tasks": [task, ...], "recipe": {...}, "seeds": [...],
+     "rows": [{"arch": {...}, "params": n, "acc": {task: mean %}, "seed_acc": {task: [% per seed]}}]}
+
+`synth bench build` writes one by really training every architecture with every
+seed; results are appended to a `.partial.jsonl` file as they finish, so a
+killed build resumes without retraining what it finished.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from synth.errors import BenchError
+from synth.resources import resource_dir
+from synth.space import SearchSpace, arch_key, count_params
+
+__all__ = [
+    "Benchmark", "load_benchmark", "split_indices", "build_benchmark", "seed_noise_summary", "DEFAULT_BENCHMARK", "FORMAT",
+]
+
+FORMAT = "synth-benchmark/1"
+DEFAULT_BENCHMARK = "vit-digits.json"
+
+
+@dataclass
+class Benchmark:
+    """Architectures of one space and their accuracy on one or more tasks (NaN where missing)."""
+
+    name: str
+    space: str
+    archs: list[dict]
+    targets: dict[str, np.ndarray]  # task -> accuracy per architecture
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.targets)
+
+    def __len__(self) -> int:
+        return len(self.archs)
+
+
+def split_indices(n: int, seed: int, search_fraction: float = 0.6) -> tuple[list[int], list[int]]:
+    """Seeded split of row indices into a search part and a held-out test part."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_search = int(round(search_fraction * n))
+    return sorted(order[:n_search].tolist()), sorted(order[n_search:].tolist())
+
+
+def load_benchmark(source: str | None = None) -> Benchmark:
+    """The benchmark at path `source`, or the embedded default when `source` is None."""
+    path = resource_dir("data") / DEFAULT_BENCHMARK if source is None else Path(source)
+    if not path.is_file():
+        raise BenchError(f"{path}: benchmark file not found")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BenchError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); is the file truncated?") from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise BenchError(f"{path}: not a synth benchmark (expected 'format': {FORMAT!r})")
+    for key in ("space", "tasks", "rows"):
+        if key not in raw:
+            raise BenchError(f"{path}: missing key {key!r}")
+    archs, targets = [], {task: [] for task in raw["tasks"]}
+    for i, row in enumerate(raw["rows"]):
+        if "arch" not in row or "acc" not in row:
+            raise BenchError(f"{path}: rows[{i}] lacks 'arch' or 'acc'")
+        archs.append(row["arch"])
+        for task in raw["tasks"]:
+            value = row["acc"].get(task)
+            targets[task].append(math.nan if value is None else float(value))
+    return Benchmark(
+        name=path.stem,
+        space=raw["space"],
+        archs=archs,
+        targets={task: np.asarray(values, dtype=float) for task, values in targets.items()},
+        meta={k: v for k, v in raw.items() if k != "rows"} | {"path": str(path), "rows": raw["rows"]},
+    )
+
+
+# ---------------------------------------------------------------- building
+
+
+def _train_job(job):
+    """Worker: train one (architecture, seed) pair. Module-level so it pickles for a process pool."""
+    import time
+
+    import torch
+
+    from synth.datasets import load_dataset
+    from synth.space import load_space
+    from synth.train import Recipe, train_and_evaluate
+
+    space_file, arch, seed, recipe_dict = job
+    torch.set_num_threads(1)
+    recipe = Recipe(**recipe_dict)
+    start = time.perf_counter()
+    data = load_dataset(recipe.dataset, recipe.split_seed, recipe.test_fraction)
+    acc = train_and_evaluate(load_space(space_file), arch, seed, recipe, data)
+    return {"key": arch_key(arch), "seed": seed, "acc": acc, "seconds": time.perf_counter() - start}
+
+
+def _read_partial(path: Path) -> dict[tuple[str, int], dict]:
+    done = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a kill: that job simply runs again
+            done[(record["key"], record["seed"])] = record
+    return done
+
+
+def build_benchmark(
+    space: SearchSpace,
+    archs: list[dict],
+    seeds: list[int],
+    recipe,
+    out: Path,
+    workers: int = 1,
+    progress=None,
+) -> dict:
+    """Train every architecture with every seed, write the benchmark JSON to `out`, return it.
+
+    Finished jobs are appended to `out` + '.partial.jsonl' and skipped on a rerun.
+    `progress(done, total)` is called after each job when given.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial.jsonl")
+    done = _read_partial(partial)
+    jobs = [
+        (space.source, arch, seed, recipe.to_dict())
+        for arch in archs
+        for seed in seeds
+        if (arch_key(arch), seed) not in done
+    ]
+    total = len(archs) * len(seeds)
+    if progress:
+        progress(total - len(jobs), total)
+    with partial.open("a") as sink:
+        for record in _run_jobs(jobs, workers):
+            done[(record["key"], record["seed"])] = record
+            sink.write(json.dumps(record) + "\n")
+            sink.flush()
+            if progress:
+                progress(len(done), total)
+    task = recipe.dataset
+    rows = []
+    for arch in archs:
+        records = [done[(arch_key(arch), seed)] for seed in seeds]
+        accs = [r["acc"] for r in records]
+        rows.append(
+            {
+                "arch": arch,
+                "params": count_params(space.build(arch)),
+                "acc": {task: float(np.mean(accs))},
+                "seed_acc": {task: accs},
+                "train_seconds": float(sum(r["seconds"] for r in records)),
+            }
+        )
+    bench = {
+        "format": FORMAT,
+        "space": space.name,
+        "tasks": [task],
+        "recipe": recipe.to_dict(),
+        "seeds": list(seeds),
+        "rows": rows,
+    }
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(bench, indent=1))
+    os.replace(tmp, out)
+    return bench
+
+
+def _run_jobs(jobs, workers):
+    if workers <= 1:
+        yield from map(_train_job, jobs)
+        return
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(workers) as pool:
+        yield from pool.imap_unordered(_train_job, jobs)
+
+
+def seed_noise_summary(bench: dict) -> dict:
+    """Per task: mean seed-to-seed std of accuracy, std of mean accuracy across architectures, their ratio."""
+    out = {}
+    for task in bench["tasks"]:
+        per_seed = np.array([row["seed_acc"][task] for row in bench["rows"]], dtype=float)
+        seed_std = float(np.mean(np.std(per_seed, axis=1, ddof=1)))
+        arch_std = float(np.std(per_seed.mean(axis=1), ddof=1))
+        out[task] = {"seed_std": seed_std, "arch_std": arch_std, "ratio": arch_std / seed_std if seed_std else math.inf}
+    return out

@@ -1,0 +1,56 @@
+"""The `synth` command: assembles the sub-commands and maps errors to exit codes.
+
+Exit codes: 0 success, 1 runtime failure, 2 bad input (usage, grammar, space,
+benchmark or run directory), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from synth import __version__
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from synth.cli import bench, evolve
+
+    parser = argparse.ArgumentParser(
+        prog="synth",
+        description="Discover zero-cost proxies for neural architecture search by typed genetic programming.",
+    )
+    parser.add_argument("--version", action="version", version=f"synth {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    parser.add_argument("--json", dest="json_mode", action="store_true", help="print machine-readable JSON on stdout")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    evolve.add_parser(commands)
+    bench.add_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from synth.cli._output import Output
+    from synth.errors import SynthError
+
+    args = build_parser().parse_args(argv)
+    out = Output(quiet=args.quiet, json_mode=args.json_mode)
+    try:
+        return args.handler(args, out)
+    except SynthError as exc:
+        out.error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        out.error("interrupted")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one place turns crashes into one line and exit 1
+        if os.environ.get("SYNTH_DEBUG"):
+            raise
+        out.error(f"{type(exc).__name__}: {exc} (set SYNTH_DEBUG=1 for the traceback)")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""Auto-Prox's elitism-preserving evolution (Algorithm 1) over typed programs, with DEAP trees.
+
+Each iteration samples a subset of the population, picks a parent at random
+among the subset's top-k, and mutates it until a child scores within `margin`
+of its parent (at most `max_retries` tries); an accepted child joins the
+population and the population's worst member is removed. Fitness is the JCM on
+the search split, memoised by canonical formula.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from synth.execute import evaluate
+from synth.fitness import INVALID, jcm
+from synth.programs import ProgramSpace
+from synth.symbolic import DegenerateProgram, Formula, to_formula
+
+__all__ = ["EvolveConfig", "Evaluator", "Member", "EvolutionState", "evolve", "initial_population"]
+
+
+@dataclass(frozen=True)
+class EvolveConfig:
+    population: int = 20  # P
+    iterations: int = 200  # T
+    mutation_prob: float = 0.5  # probability of resampling each node
+    margin: float = 0.1  # m: a child is kept if JCM(child) >= JCM(parent) - m
+    sample_size: int = 10  # size of the subset a parent is chosen from
+    top_k: int = 3  # the parent is drawn among the subset's k best
+    max_retries: int = 10  # mutations tried per iteration before giving up
+    subtree_prob: float = 0.3  # chance a mutation first regrows a random subtree
+    metric: str = "kendall"  # kendall | spearman | pearson
+    join: str = "mean"  # JCM over tasks: mean | min
+    absolute: bool = False  # correlate by |value| (the group's later code) instead of signed
+    seed: int = 0
+    split_seed: int = 0
+    search_fraction: float = 0.6
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def validate(self) -> "EvolveConfig":
+        checks = [
+            (self.population >= 2, "population must be at least 2"),
+            (self.iterations >= 0, "iterations must be >= 0"),
+            (0.0 <= self.mutation_prob <= 1.0, "mutation-prob must be in [0, 1]"),
+            (0.0 <= self.subtree_prob <= 1.0, "subtree-prob must be in [0, 1]"),
+            (self.margin >= 0, "margin must be >= 0"),
+            (1 <= self.top_k <= self.sample_size, "need 1 <= top-k <= sample-size"),
+            (self.max_retries >= 1, "max-retries must be >= 1"),
+            (self.metric in ("kendall", "spearman", "pearson"), "metric must be kendall, spearman or pearson"),
+            (self.join in ("mean", "min"), "join must be mean or min"),
+            (0.0 < self.search_fraction < 1.0, "search-fraction must be in (0, 1)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        return self
+
+
+class Evaluator:
+    """Scores programs on cached statistics; fitness is memoised by canonical formula."""
+
+    def __init__(self, grammar, stats_per_arch: list[dict], targets: dict[str, np.ndarray], search_rows, config: EvolveConfig):
+        self.grammar = grammar
+        self.values = [{t.name: record[t.stat] for t in grammar.terminals.values()} for record in stats_per_arch]
+        self.targets = targets
+        self.search_rows = list(search_rows)
+        self.config = config
+        self.fitness_of: dict[str, float] = {}  # canonical -> JCM on the search split
+        self.formula_of: dict[str, Formula] = {}
+        self.latex = {name: t.latex for name, t in grammar.terminals.items()}
+
+    def formula(self, tree) -> Formula | None:
+        try:
+            return to_formula(tree, self.grammar, self.latex)
+        except DegenerateProgram:
+            return None
+
+    def scores(self, formula: Formula, rows=None) -> np.ndarray:
+        """Score per architecture (NaN where evaluation fails); all rows by default."""
+        rows = range(len(self.values)) if rows is None else rows
+        out = np.full(len(self.values), math.nan)
+        for i in rows:
+            try:
+                out[i] = evaluate(formula.expr, self.values[i])
+            except (ValueError, RuntimeError, ZeroDivisionError, OverflowError):
+                out[i] = math.nan
+        return out
+
+    def fitness(self, tree) -> tuple[float, str | None]:
+        """(JCM on the search split, canonical key); INVALID for degenerate or non-finite programs."""
+        formula = self.formula(tree)
+        if formula is None:
+            return INVALID, None
+        key = formula.canonical
+        if key not in self.fitness_of:
+            scores = self.scores(formula, self.search_rows)
+            c = self.config
+            self.fitness_of[key] = jcm(scores, self.targets, self.search_rows, c.metric, c.join, c.absolute)
+            self.formula_of[key] = formula
+        return self.fitness_of[key], key
+
+
+@dataclass
+class Member:
+    program: str  # str() of the DEAP tree
+    canonical: str | None
+    fitness: float
+
+
+@dataclass
+class EvolutionState:
+    """Everything needed to continue a run: JSON-serialisable, no pickles."""
+
+    population: list[Member] = field(default_factory=list)
+    iteration: int = 0
+    history: list[dict] = field(default_factory=list)
+    rng_state: list | None = None
+    evaluations: int = 0
+
+    def best(self) -> Member:
+        return max(self.population, key=lambda m: m.fitness)
+
+    def to_dict(self) -> dict:
+        return {
+            "population": [asdict(m) for m in self.population],
+            "iteration": self.iteration,
+            "history": self.history,
+            "rng_state": self.rng_state,
+            "evaluations": self.evaluations,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "EvolutionState":
+        return cls(
+            population=[Member(**m) for m in raw["population"]],
+            iteration=int(raw["iteration"]),
+            history=list(raw["history"]),
+            rng_state=raw.get("rng_state"),
+            evaluations=int(raw.get("evaluations", 0)),
+        )
+
+
+def _rng_from(state: EvolutionState, seed: int) -> random.Random:
+    rng = random.Random(seed)
+    if state.rng_state is not None:
+        version, internal, gauss = state.rng_state
+        rng.setstate((version, tuple(internal), gauss))
+    return rng
+
+
+def _save_rng(state: EvolutionState, rng: random.Random) -> None:
+    version, internal, gauss = rng.getstate()
+    state.rng_state = [version, list(internal), gauss]
+
+
+def initial_population(programs: ProgramSpace, evaluator: Evaluator, config: EvolveConfig, rng: random.Random) -> list[Member]:
+    """P random programs with distinct canonical forms, valid ones preferred."""
+    valid, invalid, seen = [], [], set()
+    for _ in range(50 * config.population):
+        tree = programs.random_tree(rng)
+        fit, key = evaluator.fitness(tree)
+        if key is None or key in seen:
+            continue
+        seen.add(key)
+        (valid if fit > INVALID else invalid).append(Member(str(tree), key, fit))
+        if len(valid) >= config.population:
+            break
+    members = (valid + invalid)[: config.population]
+    if len(members) < config.population:
+        raise ValueError("the grammar yields too few distinct programs for the population size")
+    return members
+
+
+def evolve(programs: ProgramSpace, evaluator: Evaluator, config: EvolveConfig, state: EvolutionState | None = None, on_iteration=None) -> EvolutionState:
+    """Run (or continue) Algorithm 1 until `config.iterations`; `on_iteration(state)` after each."""
+    state = state or EvolutionState()
+    rng = _rng_from(state, config.seed)
+    if not state.population:
+        state.population = initial_population(programs, evaluator, config, rng)
+        _save_rng(state, rng)
+    while state.iteration < config.iterations:
+        subset = rng.sample(state.population, min(config.sample_size, len(state.population)))
+        subset.sort(key=lambda m: m.fitness, reverse=True)
+        parent = rng.choice(subset[: config.top_k])
+        parent_tree = programs.parse(parent.program)
+        child, tries = None, 0
+        while child is None and tries < config.max_retries:
+            tries += 1
+            tree = programs.mutate(parent_tree, rng, config.mutation_prob, config.subtree_prob)
+            if not programs.within_limits(tree):
+                continue
+            fit, key = evaluator.fitness(tree)
+            state.evaluations += 1
+            if key is not None and fit > INVALID and fit >= parent.fitness - config.margin:
+                child = Member(str(tree), key, fit)
+        if child is not None:
+            state.population.append(child)
+            worst = min(range(len(state.population)), key=lambda i: state.population[i].fitness)
+            state.population.pop(worst)
+        state.iteration += 1
+        best = state.best()
+        state.history.append(
+            {
+                "iteration": state.iteration,
+                "best_fitness": best.fitness,
+                "best": best.canonical,
+                "mean_fitness": float(np.mean([m.fitness for m in state.population])),
+                "accepted": child is not None,
+                "tries": tries,
+                "distinct_evaluated": len(evaluator.fitness_of),
+            }
+        )
+        _save_rng(state, rng)
+        if on_iteration:
+            on_iteration(state)
+    return state

@@ -1,0 +1,97 @@
+"""sympy formulas executed by torch: directly in the engine, or as Python source for export.
+
+One table maps each sympy node to the synth.runtime function that computes it;
+the engine walks the expression calling those functions, and the exporter
+prints the same calls as source, so both compute the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import sympy
+
+from synth import runtime
+from synth.symbolic import DegenerateProgram
+
+__all__ = ["evaluate", "to_source", "RUNTIME_OF", "runtime_name"]
+
+# sympy node -> name of the synth.runtime function computing it
+RUNTIME_OF = {
+    "Add": "op_add",
+    "Mul": "op_mul",
+    "Pow": "op_pow",
+    "exp": "op_exp",
+    "Abs": "op_abs",
+    "logabs": "op_log",
+    "sqrtabs": "op_sqrt",
+    "inv": "op_inverse",
+    "relu": "op_relu",
+    "sigmoid": "op_sigmoid",
+    "zscore": "op_zscore",
+    "minmax": "op_minmax",
+    "softmax": "op_softmax",
+    "log_softmax": "op_log_softmax",
+    "matmul": "op_matmul",
+    "matmul_tn": "op_matmul_tn",
+    "matmul_nt": "op_matmul_nt",
+    "mean": "op_mean",
+    "std": "op_std",
+    "tsum": "op_sum",
+    "fro": "op_fro",
+    "l1": "op_l1",
+    "nuclear": "op_nuclear",
+    "layer_mean": "op_mean",
+    "layer_sum": "op_sum",
+}
+
+
+def runtime_name(expr: sympy.Basic) -> str:
+    name = type(expr).__name__
+    if name not in RUNTIME_OF:
+        raise NotImplementedError(f"no torch mapping for sympy node {name!r}: add it to synth.execute.RUNTIME_OF")
+    return RUNTIME_OF[name]
+
+
+def _number(expr) -> float | int:
+    return int(expr) if expr.is_Integer else float(expr)
+
+
+def evaluate(expr: sympy.Expr, values: dict[str, object]) -> float:
+    """The formula's value, given the terminals' values ({terminal name: list of per-layer tensors}).
+
+    Shared sub-expressions are computed once.
+    """
+    memo: dict[sympy.Basic, object] = {}
+
+    def walk(node):
+        if node in memo:
+            return memo[node]
+        if node.is_Symbol:
+            result = values[node.name]
+        elif node.is_Number:
+            result = _number(node)
+        elif node.is_Pow:
+            if not node.exp.is_Number:
+                raise DegenerateProgram(f"non-numeric exponent in {node}")
+            result = runtime.op_pow(walk(node.base), _number(node.exp))
+        else:
+            result = getattr(runtime, runtime_name(node))(*(walk(arg) for arg in node.args))
+        memo[node] = result
+        return result
+
+    out = walk(expr)
+    value = float(out) if not isinstance(out, list) else math.nan
+    return value
+
+
+def to_source(expr: sympy.Expr, values_name: str = "S") -> str:
+    """Python source computing the formula from `values_name[terminal name]` with runtime functions."""
+    if expr.is_Symbol:
+        return f"{values_name}[{expr.name!r}]"
+    if expr.is_Number:
+        return repr(_number(expr))
+    if expr.is_Pow:
+        return f"op_pow({to_source(expr.base, values_name)}, {_number(expr.exp)!r})"
+    args = ", ".join(to_source(arg, values_name) for arg in expr.args)
+    return f"{runtime_name(expr)}({args})"

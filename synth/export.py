@@ -1,0 +1,72 @@
+"""Export a formula as one stand-alone `proxy.py` that needs torch only.
+
+The file holds the source of `synth.runtime` (statistics collection and the
+op implementations) verbatim, a `formula(S)` function printed from the sympy
+expression by `synth.execute.to_source`, and `score(model, inputs, targets)`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+from synth import runtime
+from synth.execute import to_source
+
+__all__ = ["proxy_source", "write_proxy"]
+
+
+def _runtime_body() -> str:
+    """synth.runtime's source without its module docstring."""
+    source = inspect.getsource(runtime)
+    doc = runtime.__doc__ or ""
+    start = source.index('"""' + doc[:20]) if doc else 0
+    end = source.index('"""', start + 3) + 3 if doc else 0
+    return source[end:].lstrip("\n")
+
+
+def proxy_source(formula, grammar, fitness: float | None = None, synth_version: str = "") -> str:
+    """Source of a stand-alone proxy module for `formula` (a synth.symbolic.Formula)."""
+    terminals = {name: grammar.terminals[name].stat for name in sorted(s.name for s in formula.expr.free_symbols)}
+    lines = [
+        f'r"""Zero-cost proxy discovered by synth {synth_version} (grammar {grammar.name!r}).',
+        "",
+        f"    score = {formula.canonical}",
+        "",
+        f"LaTeX: {formula.latex}",
+        "",
+        "Terminals (per linear layer of the MSA or MLP blocks, forward order):",
+        *(f"    {name} = {stat}" for name, stat in terminals.items()),
+        "",
+        "Usage: score(model, inputs, targets) -> float, for any timm ViT-family model;",
+        "one forward and backward pass with cross-entropy on (inputs, targets).",
+        *([f"Search-split fitness (JCM) when found: {fitness:.4f}"] if fitness is not None else []),
+        "This file needs torch only.",
+        '"""',
+        "",
+        _runtime_body().rstrip(),
+        "",
+        "",
+        f"TERMINALS = {terminals!r}",
+        f"FORMULA = {formula.canonical!r}",
+        "",
+        "",
+        "def formula(S):",
+        '    """The proxy formula on statistics S = {terminal name: per-layer values}."""',
+        f"    return {to_source(formula.expr)}",
+        "",
+        "",
+        "def score(model, inputs, targets):",
+        '    """The proxy score of `model` on one probe batch (higher is predicted better)."""',
+        "    stats = collect_statistics(model, inputs, targets, set(TERMINALS.values()))",
+        "    value = formula({name: stats[stat] for name, stat in TERMINALS.items()})",
+        "    return float(value)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_proxy(path: Path, formula, grammar, fitness=None, synth_version: str = "") -> Path:
+    path = Path(path)
+    path.write_text(proxy_source(formula, grammar, fitness, synth_version))
+    return path

@@ -1,0 +1,59 @@
+"""Correlations with accuracy and the joint correlation metric (JCM) used as fitness.
+
+Correlations come from scipy: Kendall tau-b (tie-aware), Spearman and Pearson.
+Rows whose target is missing (NaN) are left out task by task.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats as sps
+
+__all__ = ["correlation", "correlations", "jcm", "INVALID", "METRICS", "valid_scores"]
+
+INVALID = -1.0  # fitness of a program that cannot rank architectures
+METRICS = ("kendall", "spearman", "pearson")
+
+
+def correlation(scores: np.ndarray, target: np.ndarray, metric: str = "kendall") -> float:
+    """Correlation of `scores` with `target` over rows where the target is known; NaN if undefined."""
+    scores, target = np.asarray(scores, dtype=float), np.asarray(target, dtype=float)
+    keep = ~np.isnan(target)
+    x, y = scores[keep], target[keep]
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return math.nan
+    if metric == "kendall":
+        value = sps.kendalltau(x, y, variant="b").statistic
+    elif metric == "spearman":
+        value = sps.spearmanr(x, y).statistic
+    elif metric == "pearson":
+        value = sps.pearsonr(x, y).statistic
+    else:
+        raise ValueError(f"unknown correlation {metric!r}; choose from {', '.join(METRICS)}")
+    return float(value)
+
+
+def correlations(scores, targets: dict[str, np.ndarray], rows) -> dict[str, dict[str, float]]:
+    """{metric: {task: value}} on the given rows, for every metric."""
+    scores = np.asarray(scores, dtype=float)[rows]
+    return {m: {task: correlation(scores, t[rows], m) for task, t in targets.items()} for m in METRICS}
+
+
+def valid_scores(scores) -> bool:
+    """Auto-Prox's rule: every score finite, and not all equal."""
+    scores = np.asarray(scores, dtype=float)
+    return bool(np.all(np.isfinite(scores)) and np.ptp(scores) > 0)
+
+
+def jcm(scores, targets: dict[str, np.ndarray], rows, metric: str = "kendall", join: str = "mean", absolute: bool = False) -> float:
+    """Joint correlation over tasks on `rows`: mean (or min) of per-task correlations; INVALID if undefined."""
+    if not valid_scores(np.asarray(scores, dtype=float)[rows]):
+        return INVALID
+    values = [correlation(np.asarray(scores)[rows], t[rows], metric) for t in targets.values()]
+    if any(math.isnan(v) for v in values):
+        return INVALID
+    if absolute:
+        values = [abs(v) for v in values]
+    return float(np.mean(values) if join == "mean" else np.min(values))

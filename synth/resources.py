@@ -1,0 +1,36 @@
+"""Where the shipped grammar, space and benchmark files live.
+
+`grammar/` and `spaces/` sit at the top of the source tree and are installed as
+`synth/grammar` and `synth/spaces`; this module finds them in both layouts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["resource_dir", "resolve_named_file"]
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def resource_dir(name: str) -> Path:
+    """Directory of shipped `name` files ('grammar', 'spaces' or 'data')."""
+    for candidate in (_PACKAGE / name, _PACKAGE.parent / name):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"synth resource folder {name!r} not found next to {_PACKAGE}")
+
+
+def resolve_named_file(name_or_path: str, folder: str, suffix: str = ".yaml") -> Path:
+    """A path as given if it exists, else the shipped file `folder/name[.yaml]`."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = resource_dir(folder)
+    for candidate in (shipped / name_or_path, shipped / f"{name_or_path}{suffix}"):
+        if candidate.is_file():
+            return candidate
+    available = sorted(p.stem for p in shipped.glob(f"*{suffix}"))
+    raise FileNotFoundError(
+        f"{name_or_path!r} is neither a file nor a shipped {folder} name (available: {', '.join(available)})"
+    )

@@ -1,0 +1,182 @@
+"""One `synth evolve` run end to end: benchmark, statistics, evolution, final scores, run directory.
+
+The run directory holds run.json (the record), proxy.py (the exported winner),
+hall_of_fame.csv, and checkpoint.json, from which an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import platform
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+
+from synth import __version__
+from synth.bench import load_benchmark, split_indices
+from synth.evolve import EvolutionState, Evaluator, EvolveConfig, evolve
+from synth.export import proxy_source
+from synth.fitness import INVALID, correlations
+from synth.grammar import load_grammar
+from synth.programs import ProgramSpace
+from synth.rundir import CHECKPOINT, RUN_RECORD, read_checkpoint, write_json, write_text
+from synth.space import count_params, load_space
+from synth.stats import Probe, load_statistics
+
+__all__ = ["run_evolve", "versions", "hall_of_fame"]
+
+
+def versions() -> dict:
+    import deap
+    import scipy
+    import sympy
+    import timm
+    import torch
+
+    return {
+        "synth": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "deap": deap.__version__,
+        "sympy": sympy.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+    }
+
+
+def _no_progress(description, total):
+    return nullcontext(lambda done, total=None: None)
+
+
+def hall_of_fame(evaluator: Evaluator, size: int = 10) -> list[dict]:
+    """The best distinct formulas seen, best first (ties: simpler first)."""
+    ranked = sorted(
+        ((fit, evaluator.formula_of[key].complexity, key) for key, fit in evaluator.fitness_of.items() if fit > INVALID),
+        key=lambda t: (-t[0], t[1], t[2]),
+    )
+    return [{"fitness": fit, "complexity": cx, "formula": key} for fit, cx, key in ranked[:size]]
+
+
+def _hof_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["complexity", "fitness", "formula"])
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _params_per_arch(bench, space) -> np.ndarray:
+    rows = bench.meta.get("rows") or []
+    if rows and all("params" in row for row in rows):
+        return np.array([row["params"] for row in rows], dtype=float)
+    return np.array([count_params(space.build(arch)) for arch in bench.archs], dtype=float)
+
+
+def _move(stats_per_arch, device):
+    if device == "cpu":
+        return stats_per_arch
+    return [{k: [t.to(device) for t in v] for k, v in record.items()} for record in stats_per_arch]
+
+
+def run_evolve(
+    grammar: str | None,
+    bench_source: str | None,
+    out_dir: Path,
+    config: EvolveConfig | None = None,
+    probe: Probe | None = None,
+    device: str = "cpu",
+    resume: bool = False,
+    progress=_no_progress,
+    log=lambda message: None,
+) -> dict:
+    """Run (or resume) an evolution and write its run directory; returns the run record."""
+    out_dir = Path(out_dir)
+    if resume:
+        checkpoint = read_checkpoint(out_dir)
+        grammar = checkpoint["grammar"]
+        bench_source = checkpoint.get("bench")
+        stored = EvolveConfig(**checkpoint["config"])
+        config = EvolveConfig(**{**stored.to_dict(), "iterations": max(stored.iterations, (config or stored).iterations)})
+        probe = Probe(**checkpoint["probe"])
+        state = EvolutionState.from_dict(checkpoint["state"])
+        log(f"resuming {out_dir} at iteration {state.iteration}/{config.iterations}")
+    else:
+        config, probe, state = (config or EvolveConfig()), (probe or Probe()), None
+    config.validate()
+    started = time.perf_counter()
+    gram = load_grammar(grammar)
+    bench = load_benchmark(bench_source)
+    space = load_space(bench.space)
+    search_rows, test_rows = split_indices(len(bench), config.split_seed, config.search_fraction)
+    log(f"benchmark {bench.name}: {len(bench)} architectures of {space.name}, tasks {', '.join(bench.tasks)}; "
+        f"{len(search_rows)} search / {len(test_rows)} test")
+
+    t0 = time.perf_counter()
+    with progress("statistics", len(bench)) as advance:
+        stats = load_statistics(space, bench.archs, probe, gram.statistics, progress=advance)
+    stats_seconds = time.perf_counter() - t0
+    evaluator = Evaluator(gram, _move(stats, device), bench.targets, search_rows, config)
+    programs = ProgramSpace(gram)
+
+    def checkpoint_now(st: EvolutionState):
+        write_json(
+            out_dir / CHECKPOINT,
+            {
+                "grammar": gram.path,
+                "bench": bench_source,
+                "config": config.to_dict(),
+                "probe": probe.to_dict(),
+                "state": st.to_dict(),
+            },
+        )
+
+    t0 = time.perf_counter()
+    with progress("evolution", config.iterations) as advance:
+        advance(state.iteration if state else 0)
+
+        def on_iteration(st):
+            checkpoint_now(st)
+            advance(st.iteration)
+
+        state = evolve(programs, evaluator, config, state, on_iteration)
+        checkpoint_now(state)
+    evolve_seconds = time.perf_counter() - t0
+
+    best = state.best()
+    formula = evaluator.formula(programs.parse(best.program))
+    scores = evaluator.scores(formula)
+    params = _params_per_arch(bench, space)
+    record = {
+        "formula": formula.canonical,
+        "latex": formula.latex,
+        "canonical": formula.canonical,
+        "complexity": formula.complexity,
+        "program": best.program,
+        "fitness": best.fitness,
+        "test": correlations(scores, bench.targets, test_rows),
+        "search": correlations(scores, bench.targets, search_rows),
+        "baselines": {"params": correlations(params, bench.targets, test_rows)},
+        "split": {"search": search_rows, "test": test_rows},
+        "scores": [None if not np.isfinite(s) else float(s) for s in scores],
+        "hall_of_fame": hall_of_fame(evaluator),
+        "grammar": gram.path,
+        "bench": {"source": bench_source or "embedded:" + bench.name, "name": bench.name, "space": space.name,
+                  "tasks": bench.tasks, "architectures": len(bench)},
+        "config": config.to_dict(),
+        "probe": probe.to_dict(),
+        "device": device,
+        "seed": config.seed,
+        "versions": versions(),
+        "timing": {"statistics_seconds": stats_seconds, "evolution_seconds": evolve_seconds,
+                   "total_seconds": time.perf_counter() - started, "evaluations": state.evaluations,
+                   "distinct_programs": len(evaluator.fitness_of)},
+        "history": state.history,
+    }
+    write_text(out_dir / "proxy.py", proxy_source(formula, gram, best.fitness, __version__))
+    write_text(out_dir / "hall_of_fame.csv", _hof_csv(record["hall_of_fame"]))
+    write_json(out_dir / RUN_RECORD, record)
+    return record

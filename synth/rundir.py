@@ -1,0 +1,53 @@
+"""Run directories: atomic JSON/text writes and the checkpoint a run resumes from."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from synth.errors import RunDirError
+
+__all__ = ["new_run_dir", "write_json", "write_text", "read_checkpoint", "CHECKPOINT", "RUN_RECORD"]
+
+CHECKPOINT = "checkpoint.json"
+RUN_RECORD = "run.json"
+
+
+def new_run_dir(base: Path = Path("runs")) -> Path:
+    """A fresh folder runs/<timestamp>[-n]."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1000):
+        path = base / (stamp if n == 0 else f"{stamp}-{n}")
+        if not path.exists():
+            return path
+    raise RunDirError(f"{base}: cannot find a free run folder name")
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a kill never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, payload) -> None:
+    write_text(path, json.dumps(payload, indent=1, default=float) + "\n")
+
+
+def read_checkpoint(run_dir: Path) -> dict:
+    """The checkpoint of `run_dir`; RunDirError naming the file if absent or unreadable."""
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file():
+        raise RunDirError(f"{path}: no checkpoint to resume from (is {run_dir} a synth run directory?)")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise RunDirError(f"{path}:{exc.lineno}: unreadable checkpoint ({exc.msg})") from None
+    for key in ("config", "grammar", "state"):
+        if key not in raw:
+            raise RunDirError(f"{path}: checkpoint lacks {key!r}")
+    return raw
