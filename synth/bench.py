@@ -199,7 +199,7 @@ def seed_noise_summary(bench: dict) -> dict:
     out = {}
     for task in bench["tasks"]:
         per_seed = np.array([row["seed_acc"][task] for row in bench["rows"]], dtype=float)
-        seed_std = float(np.mean(np.std(per_seed, axis=1, ddof=1)))
+        seed_std = float(np.mean(np.std(per_seed, axis=1, ddof=1))) if per_seed.shape[1] > 1 else math.nan
         arch_std = float(np.std(per_seed.mean(axis=1), ddof=1))
-        out[task] = {"seed_std": seed_std, "arch_std": arch_std, "ratio": arch_std / seed_std if seed_std else math.inf}
+        out[task] = {"seed_std": seed_std, "arch_std": arch_std, "ratio": arch_std / seed_std if seed_std > 0 else math.nan}
     return out

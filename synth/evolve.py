@@ -124,6 +124,7 @@ class EvolutionState:
     evaluations: int = 0
 
     def best(self) -> Member:
+        """The fittest member; ties go to the earliest (the population keeps insertion order)."""
         return max(self.population, key=lambda m: m.fitness)
 
     def to_dict(self) -> dict:

@@ -69,6 +69,14 @@ def _hof_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+def _final_choice(state: EvolutionState, evaluator: Evaluator):
+    """The population's fittest member; among equals the simplest, then the first by formula text."""
+    return min(
+        state.population,
+        key=lambda m: (-m.fitness, evaluator.formula_of[m.canonical].complexity if m.canonical else 0, m.canonical or ""),
+    )
+
+
 def _params_per_arch(bench, space) -> np.ndarray:
     rows = bench.meta.get("rows") or []
     if rows and all("params" in row for row in rows):
@@ -146,8 +154,8 @@ def run_evolve(
         checkpoint_now(state)
     evolve_seconds = time.perf_counter() - t0
 
-    best = state.best()
-    formula = evaluator.formula(programs.parse(best.program))
+    best = _final_choice(state, evaluator)
+    formula = evaluator.formula_of[best.canonical]
     scores = evaluator.scores(formula)
     params = _params_per_arch(bench, space)
     record = {

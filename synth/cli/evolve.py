@@ -83,17 +83,21 @@ def run(args: argparse.Namespace, out) -> int:
 
 
 def render_summary(record: dict, run_dir, out) -> None:
+    """PySR-style hall of fame, then the winner against #params on the held-out split."""
     out.table(
         "hall of fame (search split)",
         ["complexity", f"JCM ({record['config']['metric']})", "formula"],
         [[r["complexity"], r["fitness"], r["formula"]] for r in record["hall_of_fame"][:8]],
     )
-    rows = [["formula", record["formula"]], ["search JCM", record["fitness"]]]
-    for task in record["bench"]["tasks"]:
-        for metric in ("kendall", "spearman"):
-            rows.append([f"{task} test {metric}: proxy / #params",
-                         f"{record['test'][metric][task]:.4f} / {record['baselines']['params'][metric][task]:.4f}"])
-    out.table(f"discovered proxy ({record['bench']['name']}, {len(record['split']['test'])} held-out architectures)",
-              ["", "value"], rows)
-    out.info(f"wrote {run_dir}/run.json and {run_dir}/proxy.py "
-             f"({record['timing']['total_seconds']:.0f} s, {record['timing']['distinct_programs']} distinct programs)")
+    test, params = record["test"], record["baselines"]["params"]
+    out.table(
+        f"discovered proxy: {record['formula']}\n"
+        f"search JCM {record['fitness']:.4f}; held-out split: {len(record['split']['test'])} architectures",
+        ["task", "Kendall proxy", "Kendall #params", "Spearman proxy", "Spearman #params"],
+        [[task, test["kendall"][task], params["kendall"][task], test["spearman"][task], params["spearman"][task]]
+         for task in record["bench"]["tasks"]],
+    )
+    out.info(
+        f"wrote {run_dir}/run.json and {run_dir}/proxy.py ({record['timing']['total_seconds']:.0f} s, "
+        f"{record['timing']['distinct_programs']} distinct programs)"
+    )

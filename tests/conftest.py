@@ -1,0 +1,27 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Statistics caches go to a per-session temp folder, never the user's cache."""
+    monkeypatch.setenv("SYNTH_CACHE", str(tmp_path_factory.getbasetemp() / "synth-cache"))
+
+
+@pytest.fixture(scope="session")
+def small_bench(tmp_path_factory):
+    """The first 24 rows of the embedded benchmark as a benchmark file (fast tests)."""
+    import json
+
+    from synth.resources import resource_dir
+
+    raw = json.loads((resource_dir("data") / "vit-digits.json").read_text())
+    raw["rows"] = raw["rows"][:24]
+    path = tmp_path_factory.mktemp("bench") / "small.json"
+    path.write_text(json.dumps(raw))
+    return path

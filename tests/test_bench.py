@@ -1,0 +1,91 @@
+"""Benchmark files: loading, bad input, the split, and a build that resumes after a kill."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from synth.bench import FORMAT, build_benchmark, load_benchmark, seed_noise_summary, split_indices
+from synth.errors import BenchError
+from synth.space import arch_key, load_space
+from synth.train import Recipe
+
+
+def write_bench(path, rows, tasks=("a", "b")):
+    path.write_text(json.dumps({"format": FORMAT, "space": "vit-digits", "tasks": list(tasks), "rows": rows}))
+    return path
+
+
+ARCH = {"embed_dim": 8, "depth": 1, "mlp_ratio": [1.0], "num_heads": [1]}
+
+
+def test_missing_values_become_nan_for_that_task_only(tmp_path):
+    rows = [{"arch": ARCH, "acc": {"a": 50.0, "b": None}}, {"arch": ARCH, "acc": {"a": 60.0}}]
+    bench = load_benchmark(str(write_bench(tmp_path / "b.json", rows)))
+    np.testing.assert_array_equal(bench.targets["a"], [50.0, 60.0])
+    assert np.isnan(bench.targets["b"]).all()
+
+
+def test_truncated_file_is_a_clear_error(tmp_path):
+    path = write_bench(tmp_path / "b.json", [{"arch": ARCH, "acc": {"a": 1.0, "b": 2.0}}])
+    path.write_text(path.read_text()[:-20])
+    with pytest.raises(BenchError, match="truncated"):
+        load_benchmark(str(path))
+
+
+def test_wrong_format_and_missing_keys(tmp_path):
+    (tmp_path / "x.json").write_text(json.dumps({"rows": []}))
+    with pytest.raises(BenchError, match="format"):
+        load_benchmark(str(tmp_path / "x.json"))
+    with pytest.raises(BenchError, match=r"rows\[0\]"):
+        load_benchmark(str(write_bench(tmp_path / "y.json", [{"acc": {}}])))
+    with pytest.raises(BenchError, match="not found"):
+        load_benchmark(str(tmp_path / "nope.json"))
+
+
+def test_split_is_seeded_disjoint_and_complete():
+    search, test = split_indices(50, seed=3)
+    assert len(search) == 30 and len(test) == 20
+    assert sorted(search + test) == list(range(50))
+    assert (search, test) == split_indices(50, seed=3)
+    assert search != split_indices(50, seed=4)[0]
+
+
+def test_embedded_default_benchmark_carries_signal():
+    bench = load_benchmark(None)
+    assert len(bench) >= 100
+    assert len(bench.meta["seeds"]) >= 3
+    assert {"epochs", "lr", "batch_size", "dataset"} <= set(bench.meta["recipe"])
+    for row in bench.meta["rows"]:
+        assert len(row["seed_acc"]["digits"]) == len(bench.meta["seeds"])
+        assert row["acc"]["digits"] == pytest.approx(np.mean(row["seed_acc"]["digits"]))
+    noise = seed_noise_summary({"tasks": bench.tasks, "rows": bench.meta["rows"]})["digits"]
+    assert noise["arch_std"] > 3 * noise["seed_std"]
+
+
+def test_killed_build_resumes_without_retraining(tmp_path, monkeypatch):
+    space = load_space("vit-digits")
+    archs = space.sample_distinct(2, seed=0)
+    recipe = Recipe(epochs=1)
+    out = tmp_path / "bench.json"
+    # a previous build finished (arch 0, seed 0) and was killed mid-way through the next line
+    partial = out.with_name(out.name + ".partial.jsonl")
+    partial.write_text(json.dumps({"key": arch_key(archs[0]), "seed": 0, "acc": 12.5, "seconds": 1.0}) + "\n" + '{"key": "cut')
+    trained = []
+
+    import synth.bench as bench_module
+
+    real_job = bench_module._train_job
+
+    def spy(job):
+        trained.append((arch_key(job[1]), job[2]))
+        return real_job(job)
+
+    monkeypatch.setattr(bench_module, "_train_job", spy)
+    result = build_benchmark(space, archs, [0], recipe, out, workers=1)
+    assert trained == [(arch_key(archs[1]), 0)]
+    assert result["rows"][0]["seed_acc"]["digits"] == [12.5]  # kept, not retrained
+    assert 0 <= result["rows"][1]["acc"]["digits"] <= 100
+    assert json.loads(out.read_text())["rows"][1]["arch"] == archs[1]
+    assert not math.isnan(load_benchmark(str(out)).targets["digits"][1])

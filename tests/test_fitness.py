@@ -1,0 +1,67 @@
+"""Correlations and JCM against hand-worked values."""
+
+import math
+
+import numpy as np
+import pytest
+
+from synth.fitness import INVALID, correlation, correlations, jcm, valid_scores
+
+
+def kendall_tau_b_by_hand(x, y):
+    """Kendall tau-b from its definition: (C - D) / sqrt((n0 - n1)(n0 - n2))."""
+    n = len(x)
+    concordant = discordant = ties_x = ties_y = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            dx, dy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
+            if dx == 0 and dy == 0:
+                continue
+            if dx == 0:
+                ties_x += 1
+            elif dy == 0:
+                ties_y += 1
+            elif dx == dy:
+                concordant += 1
+            else:
+                discordant += 1
+    return (concordant - discordant) / math.sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y))
+
+
+def test_kendall_is_tau_b_with_ties():
+    x = np.array([1, 2, 2, 3, 4, 4, 5])
+    y = np.array([1, 3, 2, 2, 5, 4, 4])
+    assert correlation(x, y, "kendall") == pytest.approx(kendall_tau_b_by_hand(x, y))
+
+
+def test_spearman_and_pearson_on_a_known_case():
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+    assert correlation(x, x**3, "spearman") == pytest.approx(1.0)
+    assert correlation(x, 2 * x + 1, "pearson") == pytest.approx(1.0)
+    assert correlation(x, -x, "kendall") == pytest.approx(-1.0)
+
+
+def test_missing_targets_are_left_out_per_task():
+    x = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    y = np.array([1.0, np.nan, 3.0, 2.0, 5.0])
+    keep = ~np.isnan(y)
+    assert correlation(x, y) == pytest.approx(kendall_tau_b_by_hand(x[keep], y[keep]))
+
+
+def test_jcm_mean_min_absolute_and_invalid():
+    rows = list(range(5))
+    s = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    targets = {"a": s.copy(), "b": -s}
+    assert jcm(s, targets, rows) == pytest.approx(0.0)
+    assert jcm(s, targets, rows, join="min") == pytest.approx(-1.0)
+    assert jcm(s, targets, rows, absolute=True) == pytest.approx(1.0)
+    assert jcm(np.ones(5), targets, rows) == INVALID
+    assert jcm(np.array([1, 2, np.inf, 4, 5.0]), targets, rows) == INVALID
+    assert not valid_scores([1.0, np.nan])
+
+
+def test_correlations_restricts_to_rows():
+    s = np.array([5.0, 1.0, 2.0, 3.0])
+    out = correlations(s, {"t": np.array([0.0, 1.0, 2.0, 3.0])}, [1, 2, 3])
+    assert out["kendall"]["t"] == pytest.approx(1.0)
+    assert set(out) == {"kendall", "spearman", "pearson"}
