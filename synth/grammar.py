@@ -54,6 +54,7 @@ class Primitive:
     op: str
     args: tuple[str, ...]
     ret: str
+    entry: int = -1  # index of the `operations` entry that declared it (for error messages)
 
 
 @dataclass(frozen=True)
@@ -98,12 +99,20 @@ class _LineLoader(yaml.SafeLoader):
     """Safe loader whose mappings and lists remember the line of each key and item."""
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key, line):
+        super().__init__(key, line)
+        self.key, self.line = key, line
+
+
 def _construct_map(loader, node):
     loader.flatten_mapping(node)
     out = _Map()
     out.line, out.lines = node.start_mark.line + 1, {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        if key in out.lines:
+            raise _DuplicateKey(key, key_node.start_mark.line + 1)
         out[key] = loader.construct_object(value_node, deep=True)
         out.lines[key] = key_node.start_mark.line + 1
     return out
@@ -167,6 +176,10 @@ def load_grammar(name_or_path: str) -> Grammar:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
         raise GrammarError(f"{path}{where}: YAML syntax error: {getattr(exc, 'problem', None) or exc}") from None
+    except _DuplicateKey as dup:
+        raise GrammarError(f"{path}:{dup.line}: {dup.key}: key given twice") from None
+    except TypeError as exc:  # e.g. a list used as a mapping key
+        raise GrammarError(f"{path}: malformed YAML structure: {exc}") from None
     ctx = _Context(path)
     if not isinstance(raw, dict):
         raise ctx.error(None, "(top level)", "a grammar file must be a mapping")
@@ -183,7 +196,7 @@ def load_grammar(name_or_path: str) -> Grammar:
     if root not in types:
         raise ctx.error(ctx.line_of(raw, "root"), "root", f"unknown type {root!r}{_suggest(root, types)}")
     min_height = _min_heights(types, terminals, primitives)
-    _check_reachability(ctx, raw, root, types, primitives, min_height, limits)
+    _check_reachability(ctx, raw, root, primitives, min_height, _min_sizes(types, terminals, primitives), limits)
     return Grammar(
         name=str(raw["name"]),
         path=str(path),
@@ -229,6 +242,8 @@ def _parse_types(ctx, raw) -> dict[str, TypeDef]:
 
 
 def _parse_groups(ctx, raw, types) -> dict[str, list[str]]:
+    if not isinstance(raw, dict):
+        raise ctx.error(raw, "groups", "must be a mapping of group name -> list of type names")
     groups = {}
     for name, members in raw.items():
         if name in types:
@@ -253,8 +268,13 @@ def _parse_terminals(ctx, raw, types) -> dict[str, Terminal]:
         if not str(name).isidentifier():
             raise ctx.error(ctx.line_of(raw, name), where, "a terminal name must be an identifier")
         type_name = spec.get("type")
-        if type_name not in types:
+        if not isinstance(type_name, str) or type_name not in types:
             raise ctx.error(ctx.line_of(spec, "type"), f"{where}.type", f"unknown type {type_name!r}{_suggest(type_name, types)}")
+        if types[type_name].kind != "tensor":
+            raise ctx.error(
+                ctx.line_of(spec, "type"), f"{where}.type",
+                f"a terminal holds one tensor per layer, so its type must be a tensor type; {type_name!r} is a {types[type_name].kind} type",
+            )
         stat = spec.get("stat")
         if not isinstance(stat, str) or stat.count(".") != 1:
             raise ctx.error(ctx.line_of(spec, "stat"), f"{where}.stat", "must name a statistic as 'module.quantity', e.g. 'msa.weight'")
@@ -353,7 +373,7 @@ def _parse_operations(ctx, raw, types, groups) -> dict[str, Primitive]:
         where = f"operations[{i}]"
         ctx.check_keys(entry, _OPERATION_KEYS, where)
         op = entry.get("op")
-        if op not in OPS:
+        if not isinstance(op, str) or op not in OPS:
             raise ctx.error(ctx.line_of(entry, "op") or raw.lines[i], f"{where}.op", f"unknown op {op!r}{_suggest(op, OPS)}")
         spec = OPS[op]
         for args, ret in _signatures_for(ctx, spec, entry, where, types, groups):
@@ -361,7 +381,7 @@ def _parse_operations(ctx, raw, types, groups) -> dict[str, Primitive]:
             name = "__".join((op, *args)) if spec.role in ("binary", "matmul") else f"{op}__{args[0]}"
             if name in primitives:
                 raise ctx.error(ctx.line_of(entry, "op"), where, f"op {op!r} is declared twice for {', '.join(args)}")
-            primitives[name] = Primitive(name, op, args, ret)
+            primitives[name] = Primitive(name, op, args, ret, i)
     return primitives
 
 
@@ -371,11 +391,11 @@ def _parse_limits(ctx, raw) -> Limits:
     values = {}
     for key in ("max_depth", "max_size"):
         value = raw.get(key, getattr(defaults, key))
-        if not isinstance(value, int) or value < 1:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ctx.error(ctx.line_of(raw, key), f"limits.{key}", f"must be a positive integer, got {value!r}")
         values[key] = value
     init = raw.get("init_depth", list(defaults.init_depth))
-    if not (isinstance(init, list) and len(init) == 2 and all(isinstance(v, int) for v in init) and 0 <= init[0] <= init[1]):
+    if not (isinstance(init, list) and len(init) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in init) and 0 <= init[0] <= init[1]):
         raise ctx.error(ctx.line_of(raw, "init_depth"), "limits.init_depth", f"must be [min, max] with 0 <= min <= max, got {init!r}")
     if init[1] > values["max_depth"]:
         raise ctx.error(ctx.line_of(raw, "init_depth"), "limits.init_depth", "maximum exceeds limits.max_depth")
@@ -384,33 +404,51 @@ def _parse_limits(ctx, raw) -> Limits:
 
 def _min_heights(types, terminals, primitives) -> dict[str, float]:
     """Smallest height of a tree of each type (terminal = 0); inf if none exists."""
-    height = {name: math.inf for name in types}
+    return _smallest(types, terminals, primitives, leaf=0, combine=lambda args: 1 + max(args))
+
+
+def _min_sizes(types, terminals, primitives) -> dict[str, float]:
+    """Smallest number of nodes of a tree of each type; inf if none exists."""
+    return _smallest(types, terminals, primitives, leaf=1, combine=lambda args: 1 + sum(args))
+
+
+def _smallest(types, terminals, primitives, leaf, combine) -> dict[str, float]:
+    best = {name: math.inf for name in types}
     for t in terminals.values():
-        height[t.type] = 0
+        best[t.type] = leaf
     changed = True
     while changed:
         changed = False
         for p in primitives.values():
-            h = 1 + max(height[a] for a in p.args)
-            if h < height[p.ret]:
-                height[p.ret], changed = h, True
-    return height
+            value = combine([best[a] for a in p.args])
+            if value < best[p.ret]:
+                best[p.ret], changed = value, True
+    return best
 
 
-def _check_reachability(ctx, raw, root, types, primitives, min_height, limits):
+def _check_reachability(ctx, raw, root, primitives, min_height, min_size, limits):
     if math.isinf(min_height[root]):
         raise ctx.error(
             ctx.line_of(raw, "root"), "root",
             f"root type {root!r} is unreachable: no combination of terminals and operations produces it",
         )
-    if min_height[root] > limits.max_depth:
-        raise ctx.error(ctx.line_of(raw, "limits"), "limits.max_depth", f"the smallest program of root type {root!r} has depth {min_height[root]}")
-    ops_lines = raw["operations"].lines if hasattr(raw["operations"], "lines") else None
+    limits_raw = raw.get("limits") or _Map()
+    too_small = [
+        ("max_depth", limits.max_depth < min_height[root], f"depth {min_height[root]}"),
+        ("init_depth", limits.init_depth[1] < min_height[root], f"depth {min_height[root]}, more than the initial maximum"),
+        ("max_size", limits.max_size < min_size[root], f"{min_size[root]} nodes"),
+    ]
+    for key, failed, what in too_small:
+        if failed:
+            raise ctx.error(
+                ctx.line_of(limits_raw, key) or ctx.line_of(raw, "limits"), f"limits.{key}",
+                f"the smallest program of root type {root!r} has {what}",
+            )
+    ops = raw["operations"]
     for p in primitives.values():
         dead = [a for a in p.args if math.isinf(min_height[a])]
         if dead:
-            index = next(i for i, e in enumerate(raw["operations"]) if e.get("op") == p.op)
             raise ctx.error(
-                ops_lines[index] if ops_lines else None, f"operations[{index}]",
+                ops.lines[p.entry] if hasattr(ops, "lines") else None, f"operations[{p.entry}]",
                 f"op {p.op!r} takes type {dead[0]!r}, which no terminal or operation produces",
             )

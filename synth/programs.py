@@ -63,6 +63,7 @@ class ProgramSpace:
     def random_tree(self, rng: random.Random) -> gp.PrimitiveTree:
         """A random program within the grammar's limits, depth drawn from `limits.init_depth`."""
         lo, hi = self.grammar.limits.init_depth
+        lo = max(lo, self.grammar.min_height[self.grammar.root])  # the loader checked hi >= this
         for _ in range(1000):
             tree = gp.PrimitiveTree(self._grow(rng, self.grammar.root, 0, lo, rng.randint(lo, hi)))
             if self.within_limits(tree):
