@@ -130,11 +130,13 @@ def build_benchmark(
     out: Path,
     workers: int = 1,
     progress=None,
+    meta: dict | None = None,
 ) -> dict:
     """Train every architecture with every seed, write the benchmark JSON to `out`, return it.
 
     Finished jobs are appended to `out` + '.partial.jsonl' and skipped on a rerun.
-    `progress(done, total)` is called after each job when given.
+    `progress(done, total)` is called after each job when given; `meta` is
+    recorded in the file (e.g. how the architectures were sampled).
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -176,6 +178,7 @@ def build_benchmark(
         "tasks": [task],
         "recipe": recipe.to_dict(),
         "seeds": list(seeds),
+        **(meta or {}),
         "rows": rows,
     }
     tmp = out.with_name(out.name + ".tmp")

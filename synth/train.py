@@ -17,7 +17,7 @@ class Recipe:
     test_fraction: float = 0.3
     epochs: int = 25
     batch_size: int = 64
-    optimizer: str = "adamw"
+    optimizer: str = "adamw"  # adamw | sgd (momentum 0.9, Nesterov)
     lr: float = 2e-3
     weight_decay: float = 0.05
     warmup_epochs: int = 2  # linear warm-up, then cosine decay to zero, per step
@@ -35,6 +35,16 @@ def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
     return 0.5 * base * (1.0 + math.cos(math.pi * progress))
 
 
+def _optimizer(model, recipe: Recipe):
+    import torch
+
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=0.9, nesterov=True, weight_decay=recipe.weight_decay)
+    raise ValueError(f"recipe optimizer {recipe.optimizer!r}: choose adamw or sgd")
+
+
 def train_and_evaluate(space, arch: dict, seed: int, recipe: Recipe, data=None) -> float:
     """Top-1 test accuracy (%) of `arch` trained from scratch with `recipe` and `seed`.
 
@@ -48,7 +58,7 @@ def train_and_evaluate(space, arch: dict, seed: int, recipe: Recipe, data=None) 
     if data is None:
         data = load_dataset(recipe.dataset, recipe.split_seed, recipe.test_fraction)
     model = space.build(arch, seed=seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    optimizer = _optimizer(model, recipe)
     generator = torch.Generator().manual_seed(seed)
     n = len(data.y_train)
     steps_per_epoch = math.ceil(n / recipe.batch_size)

@@ -38,7 +38,8 @@ def run_build(args: argparse.Namespace, out) -> int:
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     recipe = Recipe(**({"epochs": args.epochs} if args.epochs else {}))
     with out.progress(f"training {len(archs)} archs x {len(seeds)} seeds", len(archs) * len(seeds)) as advance:
-        bench = build_benchmark(space, archs, seeds, recipe, args.out, workers=args.workers, progress=advance)
+        meta = {"sampling": {"method": "uniform per choice, distinct architectures", "arch_seed": args.arch_seed}}
+        bench = build_benchmark(space, archs, seeds, recipe, args.out, workers=args.workers, progress=advance, meta=meta)
     summary = seed_noise_summary(bench)
     if out.json_mode:
         out.json({"out": str(args.out), "rows": len(bench["rows"]), "noise": summary})
