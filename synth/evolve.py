@@ -72,7 +72,7 @@ class Evaluator:
         self.search_rows = list(search_rows)
         self.config = config
         self.fitness_of: dict[str, float] = {}  # canonical -> JCM on the search split
-        self.formula_of: dict[str, Formula] = {}
+        self.complexity_of: dict[str, int] = {}
         self.latex = {name: t.latex for name, t in grammar.terminals.items()}
 
     def formula(self, tree) -> Formula | None:
@@ -102,8 +102,16 @@ class Evaluator:
             scores = self.scores(formula, self.search_rows)
             c = self.config
             self.fitness_of[key] = jcm(scores, self.targets, self.search_rows, c.metric, c.join, c.absolute)
-            self.formula_of[key] = formula
+            self.complexity_of[key] = formula.complexity
         return self.fitness_of[key], key
+
+    def memo(self) -> dict[str, list]:
+        """The fitness memo as JSON: {canonical: [fitness, complexity]}."""
+        return {key: [fit, self.complexity_of[key]] for key, fit in self.fitness_of.items()}
+
+    def restore(self, memo: dict[str, list]) -> None:
+        for key, (fit, complexity) in memo.items():
+            self.fitness_of[key], self.complexity_of[key] = float(fit), int(complexity)
 
 
 @dataclass

@@ -55,7 +55,7 @@ def _no_progress(description, total):
 def hall_of_fame(evaluator: Evaluator, size: int = 10) -> list[dict]:
     """The best distinct formulas seen, best first (ties: simpler first)."""
     ranked = sorted(
-        ((fit, evaluator.formula_of[key].complexity, key) for key, fit in evaluator.fitness_of.items() if fit > INVALID),
+        ((fit, evaluator.complexity_of[key], key) for key, fit in evaluator.fitness_of.items() if fit > INVALID),
         key=lambda t: (-t[0], t[1], t[2]),
     )
     return [{"fitness": fit, "complexity": cx, "formula": key} for fit, cx, key in ranked[:size]]
@@ -73,7 +73,7 @@ def _final_choice(state: EvolutionState, evaluator: Evaluator):
     """The population's fittest member; among equals the simplest, then the first by formula text."""
     return min(
         state.population,
-        key=lambda m: (-m.fitness, evaluator.formula_of[m.canonical].complexity if m.canonical else 0, m.canonical or ""),
+        key=lambda m: (-m.fitness, evaluator.complexity_of.get(m.canonical, 0), m.canonical or ""),
     )
 
 
@@ -111,9 +111,10 @@ def run_evolve(
         config = EvolveConfig(**{**stored.to_dict(), "iterations": max(stored.iterations, (config or stored).iterations)})
         probe = Probe(**checkpoint["probe"])
         state = EvolutionState.from_dict(checkpoint["state"])
+        memo = checkpoint.get("memo", {})
         log(f"resuming {out_dir} at iteration {state.iteration}/{config.iterations}")
     else:
-        config, probe, state = (config or EvolveConfig()), (probe or Probe()), None
+        config, probe, state, memo = (config or EvolveConfig()), (probe or Probe()), None, {}
     config.validate()
     started = time.perf_counter()
     gram = load_grammar(grammar)
@@ -128,6 +129,7 @@ def run_evolve(
         stats = load_statistics(space, bench.archs, probe, gram.statistics, progress=advance)
     stats_seconds = time.perf_counter() - t0
     evaluator = Evaluator(gram, _move(stats, device), bench.targets, search_rows, config)
+    evaluator.restore(memo)
     programs = ProgramSpace(gram)
 
     def checkpoint_now(st: EvolutionState):
@@ -139,6 +141,7 @@ def run_evolve(
                 "config": config.to_dict(),
                 "probe": probe.to_dict(),
                 "state": st.to_dict(),
+                "memo": evaluator.memo(),
             },
         )
 
@@ -155,7 +158,7 @@ def run_evolve(
     evolve_seconds = time.perf_counter() - t0
 
     best = _final_choice(state, evaluator)
-    formula = evaluator.formula_of[best.canonical]
+    formula = evaluator.formula(programs.parse(best.program))
     scores = evaluator.scores(formula)
     params = _params_per_arch(bench, space)
     record = {
