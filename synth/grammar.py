@@ -17,7 +17,7 @@ import yaml
 
 from synth.errors import GrammarError
 from synth.ops import OPS
-from synth.resources import resolve_named_file
+from synth.resources import read_yaml
 
 __all__ = ["Grammar", "TypeDef", "Terminal", "Primitive", "Limits", "load_grammar"]
 
@@ -99,20 +99,15 @@ class _LineLoader(yaml.SafeLoader):
     """Safe loader whose mappings and lists remember the line of each key and item."""
 
 
-class _DuplicateKey(Exception):
-    def __init__(self, key, line):
-        super().__init__(key, line)
-        self.key, self.line = key, line
-
-
 def _construct_map(loader, node):
     loader.flatten_mapping(node)
     out = _Map()
     out.line, out.lines = node.start_mark.line + 1, {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
-        if key in out.lines:
-            raise _DuplicateKey(key, key_node.start_mark.line + 1)
+        if not isinstance(key, (str, int, float, bool)) or key in out.lines:
+            problem = f"{key}: key given twice" if key in out.lines else f"{key!r} cannot be a key"
+            raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
         out[key] = loader.construct_object(value_node, deep=True)
         out.lines[key] = key_node.start_mark.line + 1
     return out
@@ -166,20 +161,7 @@ class _Context:
 
 def load_grammar(name_or_path: str) -> Grammar:
     """Load and fully check a grammar given by path or by shipped name ('vit')."""
-    try:
-        path = resolve_named_file(name_or_path, "grammar")
-    except FileNotFoundError as exc:
-        raise GrammarError(str(exc)) from None
-    try:
-        raw = yaml.load(path.read_text(), Loader=_LineLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise GrammarError(f"{path}{where}: YAML syntax error: {getattr(exc, 'problem', None) or exc}") from None
-    except _DuplicateKey as dup:
-        raise GrammarError(f"{path}:{dup.line}: {dup.key}: key given twice") from None
-    except TypeError as exc:  # e.g. a list used as a mapping key
-        raise GrammarError(f"{path}: malformed YAML structure: {exc}") from None
+    path, raw = read_yaml(name_or_path, "grammar", GrammarError, _LineLoader)
     ctx = _Context(path)
     if not isinstance(raw, dict):
         raise ctx.error(None, "(top level)", "a grammar file must be a mapping")

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["resource_dir", "resolve_named_file"]
+import yaml
+
+__all__ = ["resource_dir", "resolve_named_file", "read_yaml"]
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -34,3 +36,17 @@ def resolve_named_file(name_or_path: str, folder: str, suffix: str = ".yaml") ->
     raise FileNotFoundError(
         f"{name_or_path!r} is neither a file nor a shipped {folder} name (available: {', '.join(available)})"
     )
+
+
+def read_yaml(name_or_path: str, folder: str, error, loader=yaml.SafeLoader):
+    """(path, parsed YAML) of a shipped or user file; `error` (an exception class) names the file and line."""
+    try:
+        path = resolve_named_file(name_or_path, folder)
+    except FileNotFoundError as exc:
+        raise error(str(exc)) from None
+    try:
+        return path, yaml.load(path.read_text(), Loader=loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise error(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None

@@ -15,10 +15,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
 from synth.errors import SpaceError
-from synth.resources import resolve_named_file
+from synth.resources import read_yaml
 
 __all__ = ["SearchSpace", "load_space", "register_builder", "arch_key", "count_params"]
 
@@ -108,16 +106,7 @@ _SPACE_KEYS = {"name", "builder", "fixed", "choices", "per_layer", "description"
 
 def load_space(name_or_path: str) -> SearchSpace:
     """Load a space by shipped name (e.g. 'vit-digits') or by path to a YAML file."""
-    try:
-        path = resolve_named_file(name_or_path, "spaces")
-    except FileNotFoundError as exc:
-        raise SpaceError(str(exc)) from None
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise SpaceError(f"{path}{where}: YAML syntax error: {getattr(exc, 'problem', exc)}") from None
+    path, raw = read_yaml(name_or_path, "spaces", SpaceError)
     if not isinstance(raw, dict):
         raise SpaceError(f"{path}: a space file must be a mapping")
     unknown = set(raw) - _SPACE_KEYS

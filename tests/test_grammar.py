@@ -190,7 +190,7 @@ def test_yaml_syntax_error(tmp_path):
     path = write(tmp_path, text)
     message = grammar_error(path)
     assert_at(message, path, line_of(text, "root: net: oops"))
-    assert "YAML syntax error" in message
+    assert "invalid YAML" in message
 
 
 def test_unknown_op_suggests_near_miss(tmp_path):
