@@ -60,3 +60,12 @@ def test_cli_rejects_bad_settings(capsys):
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert main(["evolve", "--resume", str(tmp_path)]) == 2
     assert "checkpoint.json" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_default_settings_on_the_embedded_benchmark_are_reproducible(tmp_path):
+    """The README's main job, twice: Auto-Prox defaults, same seed, same formula and fitness."""
+    a = run_evolve("vit", None, tmp_path / "a", EvolveConfig())
+    b = run_evolve("vit", None, tmp_path / "b", EvolveConfig())
+    assert (a["formula"], a["fitness"]) == (b["formula"], b["fitness"])
+    assert len(a["history"]) == 200 and a["fitness"] > 0.5
