@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -96,6 +95,8 @@ class SearchSpace:
         """The network for `arch`, its weights initialised from `seed`."""
         import torch
 
+        import synth.models  # noqa: F401  (registers the builders)
+
         self.validate(arch)
         torch.manual_seed(seed)
         return _BUILDERS[self.builder](arch, **self.fixed)
@@ -115,6 +116,8 @@ def load_space(name_or_path: str) -> SearchSpace:
     for key in ("name", "builder"):
         if key not in raw:
             raise SpaceError(f"{path}: missing key {key!r}")
+    import synth.models  # noqa: F401  (registers the builders)
+
     if raw["builder"] not in _BUILDERS:
         raise SpaceError(f"{path}: key 'builder': unknown builder {raw['builder']!r}; known: {sorted(_BUILDERS)}")
     for key in ("choices", "per_layer"):
@@ -130,36 +133,3 @@ def load_space(name_or_path: str) -> SearchSpace:
         description=str(raw.get("description", "")).strip(),
         source=str(Path(path)),
     )
-
-
-@register_builder("vit")
-def build_vit(arch: dict, *, norm_eps: float = 1e-6, qkv_bias: bool = True, **fixed):
-    """A timm VisionTransformer whose blocks take per-layer head counts and MLP ratios.
-
-    timm's constructor takes one head count and MLP ratio for all blocks, so the
-    network is built with the first block's values and its blocks are then
-    replaced by timm `Block`s with each layer's own values, and re-initialised
-    with timm's ViT initialisation.
-    """
-    import torch.nn as nn
-    from timm.models.vision_transformer import Block, VisionTransformer, init_weights_vit_timm
-
-    embed_dim, depth = arch["embed_dim"], arch["depth"]
-    norm = partial(nn.LayerNorm, eps=norm_eps)
-    model = VisionTransformer(
-        embed_dim=embed_dim,
-        depth=depth,
-        num_heads=arch["num_heads"][0],
-        mlp_ratio=arch["mlp_ratio"][0],
-        qkv_bias=qkv_bias,
-        norm_layer=norm,
-        **fixed,
-    )
-    model.blocks = nn.Sequential(
-        *(
-            Block(embed_dim, heads, mlp_ratio=ratio, qkv_bias=qkv_bias, norm_layer=norm)
-            for heads, ratio in zip(arch["num_heads"], arch["mlp_ratio"])
-        )
-    )
-    model.blocks.apply(init_weights_vit_timm)
-    return model
