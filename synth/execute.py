@@ -69,6 +69,8 @@ def evaluate(expr: sympy.Expr, values: dict[str, object]) -> float:
             return memo[node]
         if node.is_Symbol:
             result = values[node.name]
+            if isinstance(result, runtime.Layers):
+                result = result.float()  # statistics may be stored in bfloat16
         elif node.is_Number:
             result = _number(node)
         elif node.is_Pow:

@@ -8,12 +8,10 @@ expression by `synth.execute.to_source`, and `score(model, inputs, targets)`.
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
-
 from synth import runtime
 from synth.execute import to_source
 
-__all__ = ["proxy_source", "write_proxy"]
+__all__ = ["proxy_source"]
 
 
 def _runtime_body() -> str:
@@ -25,8 +23,12 @@ def _runtime_body() -> str:
     return source[end:].lstrip("\n")
 
 
-def proxy_source(formula, grammar, fitness: float | None = None, synth_version: str = "") -> str:
-    """Source of a stand-alone proxy module for `formula` (a synth.symbolic.Formula)."""
+def proxy_source(formula, grammar, probe, fitness: float | None = None, synth_version: str = "") -> str:
+    """Source of a stand-alone proxy module for `formula` (a synth.symbolic.Formula).
+
+    The probe's activation-row subset (`max_rows`, seed) is written in as the
+    defaults of `score`, so the file measures exactly what the engine measured.
+    """
     terminals = {name: grammar.terminals[name].stat for name in sorted(s.name for s in formula.expr.free_symbols)}
     lines = [
         f'r"""Zero-cost proxy discovered by synth {synth_version} (grammar {grammar.name!r}).',
@@ -56,17 +58,14 @@ def proxy_source(formula, grammar, fitness: float | None = None, synth_version: 
         f"    return {to_source(formula.expr)}",
         "",
         "",
-        "def score(model, inputs, targets):",
-        '    """The proxy score of `model` on one probe batch (higher is predicted better)."""',
-        "    stats = collect_statistics(model, inputs, targets, set(TERMINALS.values()))",
+        f"def score(model, inputs, targets, max_rows={probe.max_rows!r}, row_seed={probe.seed!r}):",
+        '    """The proxy score of `model` on one probe batch (higher is predicted better).',
+        "",
+        "    Activation statistics keep a seeded subset of at most `max_rows` rows",
+        '    (samples x tokens) per layer, as in the search; None keeps all rows."""',
+        "    stats = collect_statistics(model, inputs, targets, set(TERMINALS.values()), max_rows, row_seed)",
         "    value = formula({name: stats[stat] for name, stat in TERMINALS.items()})",
         "    return float(value)",
         "",
     ]
     return "\n".join(lines)
-
-
-def write_proxy(path: Path, formula, grammar, fitness=None, synth_version: str = "") -> Path:
-    path = Path(path)
-    path.write_text(proxy_source(formula, grammar, fitness, synth_version))
-    return path

@@ -11,6 +11,7 @@ import io
 import platform
 import time
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from synth.rundir import CHECKPOINT, RUN_RECORD, read_checkpoint, write_json, wr
 from synth.space import count_params, load_space
 from synth.stats import Probe, load_statistics
 
-__all__ = ["run_evolve", "versions", "hall_of_fame"]
+__all__ = ["run_evolve", "versions", "hall_of_fame", "default_probe"]
 
 
 def versions() -> dict:
@@ -69,6 +70,14 @@ def _hof_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+def default_probe(bench) -> Probe:
+    """The benchmark's own training images when synth can load them (its recipe's dataset), else seeded noise."""
+    from synth.datasets import DATASETS
+
+    dataset = (bench.meta.get("recipe") or {}).get("dataset")
+    return Probe() if dataset in DATASETS else Probe(dataset="gaussian", batch_size=16, max_rows=256)
+
+
 def _final_choice(state: EvolutionState, evaluator: Evaluator):
     """The population's fittest member; among equals the simplest, then the first by formula text."""
     return min(
@@ -87,7 +96,12 @@ def _params_per_arch(bench, space) -> np.ndarray:
 def _move(stats_per_arch, device):
     if device == "cpu":
         return stats_per_arch
-    return [{k: [t.to(device) for t in v] for k, v in record.items()} for record in stats_per_arch]
+    from synth.runtime import Layers, Layout
+
+    return [
+        {k: Layers(v.data.to(device), Layout.of(v.layout.shapes, device)) for k, v in record.items()}
+        for record in stats_per_arch
+    ]
 
 
 def run_evolve(
@@ -95,13 +109,16 @@ def run_evolve(
     bench_source: str | None,
     out_dir: Path,
     config: EvolveConfig | None = None,
-    probe: Probe | None = None,
+    probe_overrides: dict | None = None,
     device: str = "cpu",
     resume: bool = False,
     progress=_no_progress,
     log=lambda message: None,
 ) -> dict:
-    """Run (or resume) an evolution and write its run directory; returns the run record."""
+    """Run (or resume) an evolution and write its run directory; returns the run record.
+
+    The probe is the benchmark's default (`default_probe`) with `probe_overrides` applied.
+    """
     out_dir = Path(out_dir)
     if resume:
         checkpoint = read_checkpoint(out_dir)
@@ -114,19 +131,21 @@ def run_evolve(
         memo = checkpoint.get("memo", {})
         log(f"resuming {out_dir} at iteration {state.iteration}/{config.iterations}")
     else:
-        config, probe, state, memo = (config or EvolveConfig()), (probe or Probe()), None, {}
+        config, probe, state, memo = (config or EvolveConfig()), None, None, {}
     config.validate()
     started = time.perf_counter()
     gram = load_grammar(grammar)
     bench = load_benchmark(bench_source)
     space = load_space(bench.space)
+    if probe is None:
+        probe = replace(default_probe(bench), **{k: v for k, v in (probe_overrides or {}).items() if v is not None})
     search_rows, test_rows = split_indices(len(bench), config.split_seed, config.search_fraction)
     log(f"benchmark {bench.name}: {len(bench)} architectures of {space.name}, tasks {', '.join(bench.tasks)}; "
         f"{len(search_rows)} search / {len(test_rows)} test")
 
     t0 = time.perf_counter()
     with progress("statistics", len(bench)) as advance:
-        stats = load_statistics(space, bench.archs, probe, gram.statistics, progress=advance)
+        stats = load_statistics(space, bench.archs, probe, gram.statistics, progress=advance, device=device)
     stats_seconds = time.perf_counter() - t0
     evaluator = Evaluator(gram, _move(stats, device), bench.targets, search_rows, config)
     evaluator.restore(memo)
@@ -187,7 +206,7 @@ def run_evolve(
                    "distinct_programs": len(evaluator.fitness_of)},
         "history": state.history,
     }
-    write_text(out_dir / "proxy.py", proxy_source(formula, gram, best.fitness, __version__))
+    write_text(out_dir / "proxy.py", proxy_source(formula, gram, probe, best.fitness, __version__))
     write_text(out_dir / "hall_of_fame.csv", _hof_csv(record["hall_of_fame"]))
     write_json(out_dir / RUN_RECORD, record)
     return record

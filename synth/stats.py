@@ -2,8 +2,11 @@
 
 The expensive step of proxy search is a forward and backward pass per
 architecture; it happens here, once per (space, architecture, probe,
-statistic set), never once per candidate program. Cache files hold plain
-tensors and are read with `torch.load(..., weights_only=True)`.
+statistic set), never once per candidate program.
+
+Cache entries are a JSON header plus one raw binary buffer per architecture,
+read back memory-mapped (`torch.from_file`), so the statistics of a large
+benchmark need not fit in RAM at once and nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -16,24 +19,37 @@ from pathlib import Path
 
 from synth.space import SearchSpace, arch_key
 
-__all__ = ["Probe", "cache_root", "statistics_for", "load_statistics"]
+__all__ = ["Probe", "cache_root", "statistics_for", "load_statistics", "DTYPES"]
 
-CACHE_FORMAT = 1  # bump when the statistics' meaning changes
+CACHE_FORMAT = 2  # bump when the statistics' meaning or the file layout changes
+DTYPES = ("float32", "bfloat16")
 
 
 @dataclass(frozen=True)
 class Probe:
-    """The probe batch and initialisation every architecture is measured with."""
+    """The probe batch, initialisation and storage every architecture is measured with."""
 
-    dataset: str = "digits"
+    dataset: str = "digits"  # a packaged dataset (digits) or 'gaussian': seeded N(0, 1) images, random labels
     batch_size: int = 64
-    seed: int = 0  # which training images form the batch
+    seed: int = 0  # which images (or which noise) form the batch
     init_seed: int = 0  # torch seed the network's weights are initialised from
+    max_rows: int | None = 2048  # activation rows (samples x tokens) kept per layer; None keeps all
+    dtype: str = "float32"  # storage precision of cached statistics: float32 | bfloat16
 
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def batch(self):
+    def batch(self, space: SearchSpace):
+        """(inputs, targets) for networks of `space`."""
+        import torch
+
+        if self.dataset == "gaussian":
+            fixed = space.fixed
+            size = fixed.get("img_size", 224)
+            generator = torch.Generator().manual_seed(self.seed)
+            inputs = torch.randn(self.batch_size, fixed.get("in_chans", 3), size, size, generator=generator)
+            targets = torch.randint(0, fixed.get("num_classes", 1000), (self.batch_size,), generator=generator)
+            return inputs, targets
         from synth.datasets import probe_batch
 
         return probe_batch(self.dataset, self.batch_size, self.seed)
@@ -44,7 +60,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("SYNTH_CACHE") or Path.home() / ".cache" / "synth")
 
 
-def _cache_file(root: Path, space: SearchSpace, arch: dict, probe: Probe, stats: tuple[str, ...]) -> Path:
+def _cache_stem(root: Path, space: SearchSpace, arch: dict, probe: Probe, stats: tuple[str, ...]) -> Path:
     identity = json.dumps(
         {
             "format": CACHE_FORMAT,
@@ -56,45 +72,90 @@ def _cache_file(root: Path, space: SearchSpace, arch: dict, probe: Probe, stats:
         sort_keys=True,
     )
     digest = hashlib.sha256(identity.encode()).hexdigest()[:24]
-    return root / "stats" / space.name / f"{digest}.pt"
+    return root / "stats" / space.name / digest
 
 
-def statistics_for(space: SearchSpace, arch: dict, probe: Probe, stats: tuple[str, ...], batch=None) -> dict:
-    """{statistic: [tensor per layer]} of `arch` under `probe`, computed now (no cache)."""
+def statistics_for(space: SearchSpace, arch: dict, probe: Probe, stats: tuple[str, ...], batch=None, device="cpu") -> dict:
+    """{statistic: Layers} of `arch` under `probe`, computed now (no cache)."""
     from synth.runtime import collect_statistics
 
-    inputs, targets = batch if batch is not None else probe.batch()
-    model = space.build(arch, seed=probe.init_seed)
-    return collect_statistics(model, inputs, targets, stats)
+    inputs, targets = batch if batch is not None else probe.batch(space)
+    model = space.build(arch, seed=probe.init_seed).to(device)
+    return collect_statistics(model, inputs.to(device), targets.to(device), stats, probe.max_rows, probe.seed)
 
 
-def load_statistics(space, archs, probe: Probe, stats, cache: Path | None = None, progress=None) -> list[dict]:
-    """Statistics of every architecture, from the cache where present; computes and stores the rest.
-
-    `cache=None` uses `cache_root()`; pass `False` to disable caching.
-    `progress(done, total)` is called after each architecture.
-    """
+def _write_entry(stem: Path, record: dict, dtype: str) -> None:
     import torch
 
+    header, chunks, offset = {"format": CACHE_FORMAT, "dtype": dtype, "stats": {}}, [], 0
+    for name, layers in sorted(record.items()):
+        data = layers.data.detach().to("cpu", getattr(torch, dtype)).contiguous()
+        header["stats"][name] = {"offset": offset, "numel": data.numel(), "shapes": [list(s) for s in layers.layout.shapes]}
+        chunks.append(data)
+        offset += data.numel()
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    tmp_bin, tmp_json = (stem.with_name(f".{stem.name}.{ext}.tmp{os.getpid()}") for ext in ("bin", "json"))
+    with open(tmp_bin, "wb") as sink:
+        for chunk in chunks:
+            sink.write(chunk.view(torch.uint8).numpy().tobytes())
+    tmp_json.write_text(json.dumps(header))
+    os.replace(tmp_bin, stem.with_suffix(".bin"))
+    os.replace(tmp_json, stem.with_suffix(".json"))  # the header last: its presence marks a complete entry
+
+
+def _stored(layers, dtype: str):
+    """`layers` as the cache would give them back: on the CPU, in the storage dtype."""
+    import torch
+
+    from synth.runtime import Layers, Layout
+
+    return Layers(layers.data.detach().to("cpu", getattr(torch, dtype)), Layout.of(layers.layout.shapes, "cpu"))
+
+
+def _read_entry(stem: Path) -> dict | None:
+    """{statistic: Layers} memory-mapped from a cache entry, or None if absent or damaged."""
+    import torch
+
+    from synth.runtime import Layers, Layout
+
+    try:
+        header = json.loads(stem.with_suffix(".json").read_text())
+        dtype = getattr(torch, header["dtype"])
+        total = sum(entry["numel"] for entry in header["stats"].values())
+        if header.get("format") != CACHE_FORMAT or stem.with_suffix(".bin").stat().st_size != total * dtype.itemsize:
+            return None
+        flat = torch.from_file(str(stem.with_suffix(".bin")), shared=False, size=total, dtype=dtype)
+    except (OSError, ValueError, KeyError, AttributeError):
+        return None
+    return {
+        name: Layers(flat[e["offset"] : e["offset"] + e["numel"]], Layout.of(e["shapes"], "cpu"))
+        for name, e in header["stats"].items()
+    }
+
+
+def load_statistics(space, archs, probe: Probe, stats, cache: Path | None = None, progress=None, device="cpu") -> list[dict]:
+    """Statistics of every architecture, from the cache where present; computes and stores the rest.
+
+    `cache=None` uses `cache_root()`; pass `False` to disable caching. Values
+    come back on the CPU, memory-mapped from the cache when there is one.
+    `progress(done, total)` is called after each architecture.
+    """
+    if probe.dtype not in DTYPES:
+        raise ValueError(f"probe dtype {probe.dtype!r}: choose from {', '.join(DTYPES)}")
     stats = tuple(sorted(stats))
     root = cache_root() if cache is None else cache
-    batch = probe.batch()
+    batch = probe.batch(space)
     out = []
     for i, arch in enumerate(archs):
-        path = _cache_file(root, space, arch, probe, stats) if root else None
-        record = None
-        if path is not None and path.is_file():
-            try:
-                record = torch.load(path, weights_only=True)
-            except Exception:  # noqa: BLE001 - a damaged cache entry is recomputed, not fatal
-                record = None
+        stem = _cache_stem(root, space, arch, probe, stats) if root else None
+        record = _read_entry(stem) if stem is not None else None
         if record is None:
-            record = statistics_for(space, arch, probe, stats, batch)
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(f".tmp{os.getpid()}")
-                torch.save(record, tmp)
-                os.replace(tmp, path)
+            record = statistics_for(space, arch, probe, stats, batch, device)
+            if stem is not None:
+                _write_entry(stem, record, probe.dtype)
+                record = _read_entry(stem)
+            else:
+                record = {name: _stored(layers, probe.dtype) for name, layers in record.items()}
         out.append(record)
         if progress:
             progress(i + 1, len(archs))

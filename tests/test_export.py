@@ -46,7 +46,7 @@ def test_exported_proxy_matches_engine_without_synth(small_bench, tmp_path):
     space = load_space(bench["space"])
     for row in (0, 7):
         arch = bench["rows"][row]["arch"]
-        inputs, targets = probe.batch()
+        inputs, targets = probe.batch(space)
         model = space.build(arch, seed=probe.init_seed)
         data = tmp_path / f"arch{row}.pt"
         torch.save({"arch": json.dumps(arch), "state": model.state_dict(), "inputs": inputs, "targets": targets}, data)

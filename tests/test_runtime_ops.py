@@ -12,11 +12,15 @@ from synth.symbolic import symbol
 
 RNG = np.random.default_rng(0)
 A = RNG.normal(size=(5, 7)).astype(np.float32)
-B = RNG.normal(size=(5, 7)).astype(np.float32)
+B = RNG.normal(size=(3, 4)).astype(np.float32)  # another shape: the flat buffer mixes layer sizes
 
 
 def t(x):
     return torch.tensor(x)
+
+
+def layers(*arrays):
+    return runtime.Layers.from_list([t(a) for a in arrays])
 
 
 def softmax_np(x):
@@ -51,38 +55,38 @@ REDUCTIONS = {
 @pytest.mark.parametrize("name", sorted(ELEMENTWISE))
 def test_elementwise_matches_numpy_per_layer(name):
     fn = getattr(runtime, name)
-    out = fn([t(A), t(B)])
-    assert isinstance(out, list) and len(out) == 2
+    out = fn(layers(A, B)).matrices()
+    assert len(out) == 2
     np.testing.assert_allclose(out[0].numpy(), ELEMENTWISE[name](A), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(out[1].numpy(), ELEMENTWISE[name](B), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", sorted(REDUCTIONS))
 def test_reductions_give_one_value_per_layer(name):
-    out = getattr(runtime, name)([t(A), t(B)])
+    out = getattr(runtime, name)(layers(A, B))
     assert out.shape == (2,)
     np.testing.assert_allclose(out.numpy(), [REDUCTIONS[name](A), REDUCTIONS[name](B)], rtol=1e-5)
 
 
 def test_protected_ops_stay_finite_at_zero():
-    zero = [torch.zeros(3, 3)]
+    zero = runtime.Layers.from_list([torch.zeros(3, 3)])
     for name in ("op_log", "op_inverse", "op_sqrt", "op_zscore", "op_minmax"):
-        assert torch.isfinite(getattr(runtime, name)(zero)[0]).all(), name
+        assert torch.isfinite(getattr(runtime, name)(zero).data).all(), name
 
 
 def test_matrix_products_follow_linear_layer_shapes():
     x, w = RNG.normal(size=(11, 4)).astype(np.float32), RNG.normal(size=(6, 4)).astype(np.float32)
     gy = RNG.normal(size=(11, 6)).astype(np.float32)
-    np.testing.assert_allclose(runtime.op_matmul_tn([t(gy)], [t(x)])[0].numpy(), gy.T @ x, rtol=1e-5)
-    np.testing.assert_allclose(runtime.op_matmul_nt([t(x)], [t(w)])[0].numpy(), x @ w.T, rtol=1e-5)
-    np.testing.assert_allclose(runtime.op_matmul([t(gy)], [t(w)])[0].numpy(), gy @ w, rtol=1e-5)
+    np.testing.assert_allclose(runtime.op_matmul_tn(layers(gy), layers(x)).matrices()[0].numpy(), gy.T @ x, rtol=1e-5)
+    np.testing.assert_allclose(runtime.op_matmul_nt(layers(x), layers(w)).matrices()[0].numpy(), x @ w.T, rtol=1e-5)
+    np.testing.assert_allclose(runtime.op_matmul(layers(gy), layers(w)).matrices()[0].numpy(), gy @ w, rtol=1e-5)
 
 
 def test_pairwise_broadcasts_constants_and_rejects_layer_count_mismatch():
-    out = runtime.op_add([t(A)], 2.0)
-    np.testing.assert_allclose(out[0].numpy(), A + 2.0)
+    out = runtime.op_add(layers(A), 2.0)
+    np.testing.assert_allclose(out.matrices()[0].numpy(), A + 2.0)
     with pytest.raises(ValueError):
-        runtime.op_mul([t(A)], [t(A), t(B)])
+        runtime.op_mul(layers(A), layers(A, B))
 
 
 @pytest.mark.parametrize("op", sorted(OPS))
@@ -94,10 +98,10 @@ def test_every_op_maps_to_torch_and_back(op):
         values = {"x": torch.tensor([1.0, 2.0, 4.0])}
         expr = spec.sympy(x)
     elif spec.arity == 2:
-        values = {"x": [t(A @ B.T)], "y": [t(A @ B.T)]}
+        values = {"x": layers(A @ A.T), "y": layers(A @ A.T)}
         expr = OPS["mean"].sympy(spec.sympy(x, y))
     else:
-        values = {"x": [t(A), t(B)]}
+        values = {"x": layers(A, B)}
         expr = OPS["mean"].sympy(spec.sympy(x)) if spec.role != "reduce" else spec.sympy(x)
     engine = evaluate(OPS["layer_sum"].sympy(expr) if spec.role != "aggregate" else expr, values)
     assert np.isfinite(engine)
@@ -113,10 +117,17 @@ def test_collect_statistics_shapes_on_a_timm_vit():
     names = [f"{k}.{q}" for k in ("msa", "mlp") for q in runtime.QUANTITIES]
     stats = runtime.collect_statistics(model, x, y, names)
     tokens = 4 * 17
-    assert [tuple(w.shape) for w in stats["msa.weight"]] == [(48, 16), (16, 16)] * 2
-    assert [tuple(w.shape) for w in stats["mlp.weight"]] == [(32, 16), (16, 32)] * 2
-    assert [tuple(a.shape) for a in stats["msa.input"]] == [(tokens, 16)] * 4
-    assert [tuple(g.shape) for g in stats["mlp.output_grad"]] == [(tokens, 32), (tokens, 16)] * 2
+    assert stats["msa.weight"].layout.shapes == ((48, 16), (16, 16)) * 2
+    assert stats["mlp.weight"].layout.shapes == ((32, 16), (16, 32)) * 2
+    assert stats["msa.input"].layout.shapes == ((tokens, 16),) * 4
+    assert stats["mlp.output_grad"].layout.shapes == ((tokens, 32), (tokens, 16)) * 2
     # the weight gradient of a linear layer is gy^T x summed over tokens
-    g, a = stats["mlp.output_grad"][0], stats["mlp.input"][0]
-    torch.testing.assert_close(stats["mlp.weight_grad"][0], g.T @ a, rtol=1e-4, atol=1e-6)
+    g, a = stats["mlp.output_grad"].matrices()[0], stats["mlp.input"].matrices()[0]
+    torch.testing.assert_close(stats["mlp.weight_grad"].matrices()[0], g.T @ a, rtol=1e-4, atol=1e-6)
+    # a row subset keeps the same rows of a layer's input and output gradient
+    sub = runtime.collect_statistics(model, x, y, names, max_rows=20, row_seed=3)
+    assert sub["msa.input"].layout.shapes == ((20, 16),) * 4
+    keep = runtime._row_subset(tokens, 20, 3)
+    torch.testing.assert_close(sub["mlp.input"].matrices()[0], a[keep])
+    torch.testing.assert_close(sub["mlp.output_grad"].matrices()[0], g[keep])
+    torch.testing.assert_close(sub["mlp.weight_grad"].data, stats["mlp.weight_grad"].data)

@@ -44,7 +44,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--metric", choices=["kendall", "spearman", "pearson"], default=d.metric, help="correlation inside the JCM (default: kendall)")
     p.add_argument("--join", choices=["mean", "min"], default=d.join, help="JCM over tasks: mean or min (default: mean)")
     p.add_argument("--absolute", action="store_true", help="use |correlation| in the JCM")
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where programs are evaluated (default: cpu)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where statistics are computed and programs evaluated (default: cpu)")
+    p.add_argument("--probe-data", default=None, help="probe images: digits or gaussian (default: the benchmark's dataset if packaged, else gaussian)")
+    p.add_argument("--probe-batch", type=int, default=None, help="probe batch size (default: 64 for digits, 16 for gaussian)")
+    p.add_argument("--probe-rows", type=int, default=None, help="activation rows kept per layer (default: 2048 for digits, 256 for gaussian)")
+    p.add_argument("--stats-dtype", choices=["float32", "bfloat16"], default=None, help="storage precision of cached statistics (default: float32)")
     p.set_defaults(handler=run)
 
 
@@ -71,9 +75,10 @@ def run(args: argparse.Namespace, out) -> int:
         return 2
     run_dir = args.resume or args.out or new_run_dir()
     out.info(f"run directory: {run_dir}")
+    probe = {"dataset": args.probe_data, "batch_size": args.probe_batch, "max_rows": args.probe_rows, "dtype": args.stats_dtype}
     record = run_evolve(
-        args.grammar, args.bench, run_dir, config, device=args.device, resume=args.resume is not None,
-        progress=out.progress, log=out.info,
+        args.grammar, args.bench, run_dir, config, probe_overrides=probe, device=args.device,
+        resume=args.resume is not None, progress=out.progress, log=out.info,
     )
     if out.json_mode:
         out.json({k: record[k] for k in ("formula", "latex", "fitness", "test", "baselines", "complexity")} | {"run_dir": str(run_dir)})
