@@ -1,5 +1,4 @@
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -7,10 +6,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+SHARED_BENCHMARKS = ROOT.parent / "shared" / "benchmarks"
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Statistics caches go to a per-session temp folder, never the user's cache."""
+    """Statistics caches go to a per-session temp folder, never the user's cache; named
+    benchmarks resolve through SYNTH_DATA, by default the shared folder beside the checkout."""
     monkeypatch.setenv("SYNTH_CACHE", str(tmp_path_factory.getbasetemp() / "synth-cache"))
+    if not os.environ.get("SYNTH_DATA") and SHARED_BENCHMARKS.is_dir():
+        monkeypatch.setenv("SYNTH_DATA", str(SHARED_BENCHMARKS))
 
 
 @pytest.fixture(scope="session")
