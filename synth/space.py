@@ -8,7 +8,9 @@ a list whose length is the depth. Its key is the compact JSON of that dict.
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +71,59 @@ class SearchSpace:
             if len(seen) == n:
                 return list(seen.values())
         raise SpaceError(f"space {self.name!r} has fewer than {n} distinct architectures")
+
+    # ------------------------------------------------------------ enumeration and encoding
+
+    def _depths(self) -> list[int]:
+        """The depths per-layer choices may take (1 when the space has no depth choice)."""
+        depths = self.choices.get("depth", [1])
+        return [d for d in depths if isinstance(d, int)] or [1]
+
+    def size(self) -> int:
+        """Number of distinct architectures, counted without enumerating them."""
+        fixed_part = math.prod(len(v) for k, v in self.choices.items() if not (self.per_layer and k == "depth"))
+        if not self.per_layer:
+            return fixed_part
+        per_block = math.prod(len(v) for v in self.per_layer.values())
+        return fixed_part * sum(per_block**d for d in self._depths())
+
+    def enumerate(self):
+        """Every architecture once, in a deterministic order (choices in file order)."""
+        names = list(self.choices)
+        for combo in itertools.product(*(self.choices[n] for n in names)):
+            arch = dict(zip(names, combo))
+            if not self.per_layer:
+                yield arch
+                continue
+            depth = arch.get("depth", 1)
+            layer_names = list(self.per_layer)
+            per_block = list(itertools.product(*(self.per_layer[n] for n in layer_names)))
+            for blocks in itertools.product(per_block, repeat=depth):
+                yield {**arch, **{n: [b[j] for b in blocks] for j, n in enumerate(layer_names)}}
+
+    def encoding_length(self) -> int:
+        return len(self.choices) + len(self.per_layer) * max(self._depths())
+
+    def encode(self, arch: dict) -> list[int]:
+        """Fixed-length integer code: the index of each choice; per-layer choices padded with -1 to the maximum depth."""
+        self.validate(arch)
+        code = [self.choices[n].index(arch[n]) for n in self.choices]
+        width = max(self._depths())
+        for n, values in self.per_layer.items():
+            layer_codes = [values.index(v) for v in arch[n]]
+            code += layer_codes + [-1] * (width - len(layer_codes))
+        return code
+
+    def decode(self, code: list[int]) -> dict:
+        """The architecture of an `encode`d list."""
+        if len(code) != self.encoding_length():
+            raise SpaceError(f"code of length {len(code)}; space {self.name!r} codes have length {self.encoding_length()}")
+        arch = {n: self.choices[n][code[i]] for i, n in enumerate(self.choices)}
+        depth, width, start = arch.get("depth", 1), max(self._depths()), len(self.choices)
+        for j, (n, values) in enumerate(self.per_layer.items()):
+            block = code[start + j * width : start + j * width + depth]
+            arch[n] = [values[c] for c in block]
+        return self.validate(arch)
 
     def validate(self, arch: dict) -> dict:
         """The architecture itself if every value is a legal choice; SpaceError naming the field otherwise."""

@@ -89,3 +89,21 @@ def test_killed_build_resumes_without_retraining(tmp_path, monkeypatch):
     assert 0 <= result["rows"][1]["acc"]["digits"] <= 100
     assert json.loads(out.read_text())["rows"][1]["arch"] == archs[1]
     assert not math.isnan(load_benchmark(str(out)).targets["digits"][1])
+
+
+def test_embedded_benchmark_reproduces_from_its_recipe():
+    """Retraining the smallest architecture with seed 0 and the stored recipe gives the stored accuracy."""
+    import torch
+
+    from synth.train import train_and_evaluate
+
+    bench = load_benchmark(None)
+    rows = bench.meta["rows"]
+    i = min(range(len(rows)), key=lambda k: rows[k]["params"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the build's workers ran
+    try:
+        acc = train_and_evaluate(load_space(bench.space), rows[i]["arch"], bench.meta["seeds"][0], Recipe(**bench.meta["recipe"]))
+    finally:
+        torch.set_num_threads(threads)
+    assert acc == pytest.approx(rows[i]["seed_acc"]["digits"][0], abs=1e-9)
