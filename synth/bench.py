@@ -57,34 +57,76 @@ def split_indices(n: int, seed: int, search_fraction: float = 0.6) -> tuple[list
     return sorted(order[:n_search].tolist()), sorted(order[n_search:].tolist())
 
 
-def load_benchmark(source: str | None = None) -> Benchmark:
-    """The benchmark at path `source`, or the embedded default when `source` is None."""
+def load_benchmark(source: str | None = None, tasks: list[str] | None = None) -> Benchmark:
+    """The benchmark `source`: None for the embedded default, a named source ('vit-bench-101'),
+    or a path to a synth benchmark JSON or to a ViT-Bench-101-style row file (.pth, .json, .csv).
+
+    `tasks` selects accuracy columns (default: the source's default tasks, or all of them).
+    Missing values become NaN for their task and are counted in `meta['missing']`.
+    """
+    from synth.sources import load_rows_file, named_source, resolve_files, rows_to_benchmark, source_for_rows
+
+    named = named_source(source) if source else None
+    if named is not None:
+        files = [(p, load_rows_file(p)) for p in resolve_files(named)]
+        return rows_to_benchmark(files, named.name, named.space, tasks, named.default_tasks, named.arch_keys, named.flags)
     path = resource_dir("data") / DEFAULT_BENCHMARK if source is None else Path(source)
     if not path.is_file():
-        raise BenchError(f"{path}: benchmark file not found")
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise BenchError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); is the file truncated?") from None
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise BenchError(f"{path}: benchmark file not found (named sources: {', '.join(_named_sources())})")
+    if path.suffix.lower() == ".json":
+        try:
+            raw = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise BenchError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); is the file truncated?") from None
+        if isinstance(raw, dict):
+            return _synth_benchmark(path, raw, tasks)
+    rows = load_rows_file(path)
+    like = source_for_rows(rows, path)
+    return rows_to_benchmark([(path, rows)], path.stem, like.space, tasks, like.default_tasks, like.arch_keys, like.flags)
+
+
+def _named_sources() -> list[str]:
+    from synth.sources import SOURCES
+
+    return sorted(SOURCES)
+
+
+def _synth_benchmark(path: Path, raw: dict, tasks) -> Benchmark:
+    """A benchmark in synth's own JSON format."""
+    if raw.get("format") != FORMAT:
         raise BenchError(f"{path}: not a synth benchmark (expected 'format': {FORMAT!r})")
     for key in ("space", "tasks", "rows"):
         if key not in raw:
             raise BenchError(f"{path}: missing key {key!r}")
-    archs, targets = [], {task: [] for task in raw["tasks"]}
+    chosen = list(tasks or raw["tasks"])
+    unknown = [t for t in chosen if t not in raw["tasks"]]
+    if unknown:
+        raise BenchError(f"{path}: unknown task(s) {unknown}; the file has {raw['tasks']}")
+    archs, targets = [], {task: [] for task in chosen}
     for i, row in enumerate(raw["rows"]):
         if "arch" not in row or "acc" not in row:
             raise BenchError(f"{path}: rows[{i}] lacks 'arch' or 'acc'")
         archs.append(row["arch"])
-        for task in raw["tasks"]:
+        for task in chosen:
             value = row["acc"].get(task)
-            targets[task].append(math.nan if value is None else float(value))
+            try:
+                value = math.nan if value is None else float(value)
+            except (TypeError, ValueError):
+                raise BenchError(f"{path}: rows[{i}].acc.{task}: not a number ({value!r})") from None
+            if math.isinf(value):
+                raise BenchError(f"{path}: rows[{i}].acc.{task}: infinite accuracy")
+            targets[task].append(value)
+    arrays = {task: np.asarray(values, dtype=float) for task, values in targets.items()}
+    missing = {task: int(np.isnan(v).sum()) for task, v in arrays.items()}
+    for task, count in missing.items():
+        if archs and count == len(archs):
+            raise BenchError(f"{path}: task {task!r} has no values in any of its {count} rows")
     return Benchmark(
         name=path.stem,
         space=raw["space"],
         archs=archs,
-        targets={task: np.asarray(values, dtype=float) for task, values in targets.items()},
-        meta={k: v for k, v in raw.items() if k != "rows"} | {"path": str(path), "rows": raw["rows"]},
+        targets=arrays,
+        meta={k: v for k, v in raw.items() if k != "rows"} | {"path": str(path), "rows": raw["rows"], "missing": missing},
     )
 
 

@@ -109,6 +109,7 @@ def run_evolve(
     bench_source: str | None,
     out_dir: Path,
     config: EvolveConfig | None = None,
+    tasks: list[str] | None = None,
     probe_overrides: dict | None = None,
     device: str = "cpu",
     resume: bool = False,
@@ -124,6 +125,7 @@ def run_evolve(
         checkpoint = read_checkpoint(out_dir)
         grammar = checkpoint["grammar"]
         bench_source = checkpoint.get("bench")
+        tasks = checkpoint.get("tasks")
         stored = EvolveConfig(**checkpoint["config"])
         config = EvolveConfig(**{**stored.to_dict(), "iterations": max(stored.iterations, (config or stored).iterations)})
         probe = Probe(**checkpoint["probe"])
@@ -135,8 +137,13 @@ def run_evolve(
     config.validate()
     started = time.perf_counter()
     gram = load_grammar(grammar)
-    bench = load_benchmark(bench_source)
+    bench = load_benchmark(bench_source, tasks)
     space = load_space(bench.space)
+    for task, note in (bench.meta.get("flags") or {}).items():
+        log(f"note: task {task}: {note}")
+    for task, count in (bench.meta.get("missing") or {}).items():
+        if count:
+            log(f"note: task {task}: {count} of {len(bench)} architectures have no value and are left out of its correlations")
     if probe is None:
         probe = replace(default_probe(bench), **{k: v for k, v in (probe_overrides or {}).items() if v is not None})
     search_rows, test_rows = split_indices(len(bench), config.split_seed, config.search_fraction)
@@ -157,6 +164,7 @@ def run_evolve(
             {
                 "grammar": gram.path,
                 "bench": bench_source,
+                "tasks": tasks,
                 "config": config.to_dict(),
                 "probe": probe.to_dict(),
                 "state": st.to_dict(),

@@ -21,10 +21,20 @@ ARCH = {"embed_dim": 8, "depth": 1, "mlp_ratio": [1.0], "num_heads": [1]}
 
 
 def test_missing_values_become_nan_for_that_task_only(tmp_path):
-    rows = [{"arch": ARCH, "acc": {"a": 50.0, "b": None}}, {"arch": ARCH, "acc": {"a": 60.0}}]
+    rows = [{"arch": ARCH, "acc": {"a": 50.0, "b": None}}, {"arch": ARCH, "acc": {"a": 60.0, "b": 1.0}}, {"arch": ARCH, "acc": {"a": 70.0}}]
     bench = load_benchmark(str(write_bench(tmp_path / "b.json", rows)))
-    np.testing.assert_array_equal(bench.targets["a"], [50.0, 60.0])
-    assert np.isnan(bench.targets["b"]).all()
+    np.testing.assert_array_equal(bench.targets["a"], [50.0, 60.0, 70.0])
+    assert np.isnan(bench.targets["b"][[0, 2]]).all() and bench.targets["b"][1] == 1.0
+    assert bench.meta["missing"] == {"a": 0, "b": 2}
+
+
+def test_all_missing_or_non_numeric_values_are_errors(tmp_path):
+    rows = [{"arch": ARCH, "acc": {"a": 50.0}}, {"arch": ARCH, "acc": {"a": 60.0}}]
+    with pytest.raises(BenchError, match="'b' has no values"):
+        load_benchmark(str(write_bench(tmp_path / "b.json", rows)))
+    rows = [{"arch": ARCH, "acc": {"a": "n/a", "b": 1.0}}]
+    with pytest.raises(BenchError, match=r"rows\[0\]\.acc\.a"):
+        load_benchmark(str(write_bench(tmp_path / "c.json", rows)))
 
 
 def test_truncated_file_is_a_clear_error(tmp_path):

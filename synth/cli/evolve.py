@@ -11,6 +11,7 @@ EXAMPLES = """examples:
   synth evolve --grammar vit.yaml                       # embedded default benchmark
   synth evolve --grammar vit --seed 1 --out runs/s1
   synth evolve --grammar my.yaml --bench my_bench.json --iterations 500
+  SYNTH_DATA=../shared/benchmarks synth evolve --bench vit-bench-101 --stats-dtype bfloat16
   synth evolve --resume runs/s1                          # continue an interrupted run
 """
 
@@ -28,7 +29,8 @@ def add_parser(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--grammar", default="vit", help="grammar file or shipped name (default: vit)")
-    p.add_argument("--bench", default=None, help="benchmark JSON file (default: the embedded vit-digits benchmark)")
+    p.add_argument("--bench", default=None, help="benchmark: a named source (vit-bench-101) or a file (.json, .pth, .csv); default: the embedded vit-digits benchmark")
+    p.add_argument("--tasks", default=None, help="comma-separated accuracy columns to correlate with (default: the benchmark's)")
     p.add_argument("--out", type=Path, default=None, help="run directory (default: a new folder under runs/)")
     p.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the run in DIR from its checkpoint")
     p.add_argument("--seed", type=int, default=d.seed, help=f"evolution seed (default: {d.seed})")
@@ -76,8 +78,9 @@ def run(args: argparse.Namespace, out) -> int:
     run_dir = args.resume or args.out or new_run_dir()
     out.info(f"run directory: {run_dir}")
     probe = {"dataset": args.probe_data, "batch_size": args.probe_batch, "max_rows": args.probe_rows, "dtype": args.stats_dtype}
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     record = run_evolve(
-        args.grammar, args.bench, run_dir, config, probe_overrides=probe, device=args.device,
+        args.grammar, args.bench, run_dir, config, tasks, probe_overrides=probe, device=args.device,
         resume=args.resume is not None, progress=out.progress, log=out.info,
     )
     if out.json_mode:

@@ -1,0 +1,196 @@
+"""Published benchmarks as synth benchmarks: named sources and ViT-Bench-101-style row files.
+
+A named source (e.g. `vit-bench-101`) is looked up, file by file, in
+`$SYNTH_DATA/<folder>/`, then in the user cache (`$SYNTH_CACHE/benchmarks/<folder>/`
+or ~/.cache/synth/benchmarks/<folder>/), then downloaded from where it was
+published when a network is reachable. Every file's sha256 is checked.
+`.pth` files are read with `torch.load(..., weights_only=True)` only.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import hashlib
+import json
+import math
+import os
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from synth.errors import BenchError
+
+__all__ = ["NamedSource", "SOURCES", "named_source", "load_rows_file", "rows_to_benchmark", "resolve_files", "source_for_rows"]
+
+
+@dataclass(frozen=True)
+class NamedSource:
+    name: str
+    folder: str
+    files: dict  # file name -> sha256
+    space: str
+    default_tasks: tuple
+    url: str  # base address the files were published under
+    arch_keys: dict = field(default_factory=dict)  # renames from the source's arch dict to the space's
+    flags: dict = field(default_factory=dict)  # task -> caveat shown to the user
+
+
+SOURCES = {
+    "vit-bench-101": NamedSource(
+        name="vit-bench-101",
+        folder="vit-bench-101",
+        files={
+            "gt_autoformer.pth": "712ad277546d9f7f565ce07885be7e0b98dcd8d0724fdd1120f595b517436eca",
+            "gt_autoformer_2.pth": "05f5df6a41f338fb5f47eafebfc8758c75e451606856b278ccda1c60b26e7bca",
+        },
+        space="autoformer-tiny",
+        default_tasks=("c100_kd", "flower_kd", "chaoyang_kd"),
+        url="https://raw.githubusercontent.com/lilujunai/Auto-Prox-AAAI24/main/gt_results/",
+        arch_keys={"hidden_dim": "embed_dim"},
+        flags={
+            "imagenet_super": "inherited from an AutoFormer supernet, not trained alone; bimodal, treat with care",
+        },
+    ),
+}
+ALIASES = {"vit-bench-101:autoformer": "vit-bench-101"}
+
+
+def named_source(name: str) -> NamedSource | None:
+    return SOURCES.get(ALIASES.get(name, name))
+
+
+def source_for_rows(rows: list[dict], path: Path) -> NamedSource:
+    """The named source whose architecture format a row file follows (its space and renames)."""
+    keys = set(rows[0]["arch"]) if rows else set()
+    for source in SOURCES.values():
+        if set(source.arch_keys) <= keys:
+            return source
+    raise BenchError(f"{path}: architectures with keys {sorted(keys)} match no known space; convert the file to synth's benchmark JSON")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _cache_dir(source: NamedSource) -> Path:
+    base = Path(os.environ["SYNTH_CACHE"]) if os.environ.get("SYNTH_CACHE") else Path.home() / ".cache" / "synth"
+    return base / "benchmarks" / source.folder
+
+
+def download(url: str, target: Path, timeout: float = 10.0) -> None:
+    """Fetch `url` into `target` (atomically). Module-level so tests can replace it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".part")
+    with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as sink:
+        sink.write(response.read())
+    os.replace(tmp, target)
+
+
+def resolve_files(source: NamedSource) -> list[Path]:
+    """Verified local paths of every file of `source`, downloading into the cache as a last resort."""
+    paths = []
+    for name, expected in source.files.items():
+        places = []
+        if os.environ.get("SYNTH_DATA"):
+            places.append(Path(os.environ["SYNTH_DATA"]) / source.folder / name)
+        places.append(_cache_dir(source) / name)
+        found = next((p for p in places if p.is_file()), None)
+        if found is None:
+            target = _cache_dir(source) / name
+            try:
+                download(source.url + name, target)
+                found = target
+            except Exception as exc:  # noqa: BLE001 - any network failure means "not available here"
+                looked = ", ".join(str(p) for p in places) + f", and {source.url + name} ({type(exc).__name__}: {exc})"
+                raise BenchError(
+                    f"benchmark {source.name!r}: file {name} not found; looked in {looked}. "
+                    f"Set SYNTH_DATA to a folder holding {source.folder}/{name}."
+                ) from None
+        actual = _sha256(found)
+        if actual != expected:
+            raise BenchError(f"{found}: sha256 {actual} does not match the published {expected}; the file is damaged or another version")
+        paths.append(found)
+    return paths
+
+
+def load_rows_file(path: Path) -> list[dict]:
+    """Rows of a ViT-Bench-101-style file: a .pth list of dicts, a JSON list of dicts, or a CSV with an `arch` column."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".pth":
+        import torch
+
+        try:
+            rows = torch.load(path, weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad archive
+            raise BenchError(f"{path}: cannot be read as a benchmark (truncated or not a torch.save'd list of rows): {type(exc).__name__}") from None
+    elif suffix == ".json":
+        try:
+            rows = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise BenchError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); is the file truncated?") from None
+    elif suffix == ".csv":
+        with open(path, newline="") as stream:
+            rows = []
+            for i, record in enumerate(csv.DictReader(stream)):
+                try:
+                    arch = json.loads(record.pop("arch"))
+                except (KeyError, TypeError, json.JSONDecodeError):
+                    raise BenchError(f"{path}: row {i + 1}: column 'arch' must hold the architecture as JSON") from None
+                rows.append({"arch": arch, **{k: (v if v not in ("", None) else None) for k, v in record.items()}})
+    else:
+        raise BenchError(f"{path}: unknown benchmark file type {suffix!r} (use .json, .pth or .csv)")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and "arch" in r for r in rows):
+        raise BenchError(f"{path}: expected a list of rows, each with an 'arch'")
+    return rows
+
+
+def _value(raw, path, index, column) -> float:
+    if raw is None:
+        return math.nan
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise BenchError(f"{path}: row {index}, column {column!r}: not a number ({raw!r})") from None
+    if math.isinf(value):
+        raise BenchError(f"{path}: row {index}, column {column!r}: infinite accuracy")
+    return value
+
+
+def rows_to_benchmark(files_rows: list[tuple[Path, list[dict]]], name: str, space: str, tasks=None,
+                      default_tasks=None, arch_keys=None, flags=None):
+    """A Benchmark from row files whose accuracy columns end in `_acc` (task = column without `_acc`)."""
+    from synth.bench import Benchmark
+
+    arch_keys, flags = arch_keys or {}, flags or {}
+    available = sorted({k[: -len("_acc")] for _, rows in files_rows for r in rows for k in r if k.endswith("_acc")})
+    chosen = list(tasks or default_tasks or available)
+    for task in chosen:
+        if task not in available:
+            hint = difflib.get_close_matches(task, available, n=3)
+            raise BenchError(f"benchmark {name!r}: unknown task {task!r}" + (f"; did you mean {', '.join(map(repr, hint))}?" if hint else "")
+                             + f" (available: {', '.join(available)})")
+    archs, values, provenance = [], {t: [] for t in chosen}, []
+    for path, rows in files_rows:
+        for i, row in enumerate(rows):
+            archs.append({arch_keys.get(k, k): v for k, v in row["arch"].items()})
+            provenance.append({"file": str(path), "row": i})
+            for task in chosen:
+                values[task].append(_value(row.get(task + "_acc"), path, i, task + "_acc"))
+    targets = {t: np.asarray(v, dtype=float) for t, v in values.items()}
+    missing = {t: int(np.isnan(v).sum()) for t, v in targets.items()}
+    for task, count in missing.items():
+        if count == len(archs):
+            raise BenchError(f"benchmark {name!r}: task {task!r} has no values in any of its {count} rows")
+    return Benchmark(
+        name=name, space=space, archs=archs, targets=targets,
+        meta={"missing": missing, "provenance": provenance, "available_tasks": available,
+              "flags": {t: flags[t] for t in chosen if t in flags}},
+    )
