@@ -86,24 +86,36 @@ class Evaluator:
         rows = range(len(self.values)) if rows is None else rows
         out = np.full(len(self.values), math.nan)
         for i in rows:
-            try:
-                out[i] = evaluate(formula.expr, self.values[i])
-            except (ValueError, RuntimeError, ZeroDivisionError, OverflowError):
-                out[i] = math.nan
+            out[i] = self._score(formula, self.values[i])
         return out
 
     def fitness(self, tree) -> tuple[float, str | None]:
         """(JCM on the search split, canonical key); INVALID for degenerate or non-finite programs."""
-        formula = self.formula(tree)
-        if formula is None:
-            return INVALID, None
-        key = formula.canonical
-        if key not in self.fitness_of:
-            scores = self.scores(formula, self.search_rows)
+        return self.fitness_many([tree])[0]
+
+    def fitness_many(self, trees) -> list[tuple[float, str | None]]:
+        """`fitness` of several programs in one pass over the architectures: each architecture's
+        statistics are visited once and sub-expressions common to the programs computed once."""
+        formulas = [self.formula(tree) for tree in trees]
+        todo = {f.canonical: f for f in formulas if f is not None and f.canonical not in self.fitness_of}
+        if todo:
+            scores = {key: np.full(len(self.values), math.nan) for key in todo}
+            for i in self.search_rows:
+                shared: dict = {}
+                for key, formula in todo.items():
+                    scores[key][i] = self._score(formula, self.values[i], shared)
             c = self.config
-            self.fitness_of[key] = jcm(scores, self.targets, self.search_rows, c.metric, c.join, c.absolute)
-            self.complexity_of[key] = formula.complexity
-        return self.fitness_of[key], key
+            for key, formula in todo.items():
+                self.fitness_of[key] = jcm(scores[key], self.targets, self.search_rows, c.metric, c.join, c.absolute)
+                self.complexity_of[key] = formula.complexity
+        return [(INVALID, None) if f is None else (self.fitness_of[f.canonical], f.canonical) for f in formulas]
+
+    @staticmethod
+    def _score(formula: Formula, values: dict, memo: dict | None = None) -> float:
+        try:
+            return evaluate(formula.expr, values, memo)
+        except (ValueError, RuntimeError, ZeroDivisionError, OverflowError):
+            return math.nan
 
     def memo(self) -> dict[str, list]:
         """The fitness memo as JSON: {canonical: [fitness, complexity]}."""
@@ -169,15 +181,16 @@ def _save_rng(state: EvolutionState, rng: random.Random) -> None:
 
 
 def initial_population(programs: ProgramSpace, evaluator: Evaluator, config: EvolveConfig, rng: random.Random) -> list[Member]:
-    """P random programs with distinct canonical forms, valid ones preferred."""
+    """P random programs with distinct canonical forms, valid ones preferred; candidates are
+    scored a batch at a time (one pass over the architectures per batch)."""
     valid, invalid, seen = [], [], set()
-    for _ in range(50 * config.population):
-        tree = programs.random_tree(rng)
-        fit, key = evaluator.fitness(tree)
-        if key is None or key in seen:
-            continue
-        seen.add(key)
-        (valid if fit > INVALID else invalid).append(Member(str(tree), key, fit))
+    for _ in range(25):
+        trees = [programs.random_tree(rng) for _ in range(2 * config.population)]
+        for tree, (fit, key) in zip(trees, evaluator.fitness_many(trees)):
+            if key is None or key in seen:
+                continue
+            seen.add(key)
+            (valid if fit > INVALID else invalid).append(Member(str(tree), key, fit))
         if len(valid) >= config.population:
             break
     members = (valid + invalid)[: config.population]

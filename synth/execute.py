@@ -57,16 +57,23 @@ def _number(expr) -> float | int:
     return int(expr) if expr.is_Integer else float(expr)
 
 
-def evaluate(expr: sympy.Expr, values: dict[str, object]) -> float:
-    """The formula's value, given the terminals' values ({terminal name: list of per-layer tensors}).
+def evaluate(expr: sympy.Expr, values: dict[str, object], shared: dict | None = None) -> float:
+    """The formula's value, given the terminals' values ({terminal name: Layers}).
 
-    Shared sub-expressions are computed once.
+    Sub-expressions repeated in the formula are computed once. Pass one
+    `shared` dict to several calls on the same values to share, between
+    formulas, the sub-expressions that reduce to per-layer or network scalars
+    (small to keep, and where the expensive work ends); whole per-layer
+    tensors are kept only while one formula is evaluated.
     """
     memo: dict[sympy.Basic, object] = {}
+    small = memo if shared is None else shared
 
     def walk(node):
         if node in memo:
             return memo[node]
+        if node in small:
+            return small[node]
         if node.is_Symbol:
             result = values[node.name]
             if isinstance(result, runtime.Layers):
@@ -79,7 +86,7 @@ def evaluate(expr: sympy.Expr, values: dict[str, object]) -> float:
             result = runtime.op_pow(walk(node.base), _number(node.exp))
         else:
             result = getattr(runtime, runtime_name(node))(*(walk(arg) for arg in node.args))
-        memo[node] = result
+        (memo if isinstance(result, runtime.Layers) else small)[node] = result
         return result
 
     out = walk(expr)
