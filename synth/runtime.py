@@ -211,10 +211,17 @@ def _per_block(fn, v):
     return v.with_data(torch.cat(parts) if len(parts) > 1 else parts[0])
 
 
+def _std_rows(t, keepdim=False):
+    """Population standard deviation over the last axis, as the norm of the centred values
+    (torch.std along an axis is about ten times slower on the CPU)."""
+    centred = t - t.mean(dim=-1, keepdim=True)
+    return torch.linalg.vector_norm(centred, dim=-1, keepdim=keepdim) / t.shape[-1] ** 0.5
+
+
 def _zscore_rows(t):
     """(x - mean) / std over the last axis (population std)."""
-    mean = t.mean(dim=-1, keepdim=True)
-    return (t - mean) / (t.std(dim=-1, unbiased=False, keepdim=True) + EPS)
+    centred = t - t.mean(dim=-1, keepdim=True)
+    return centred / (torch.linalg.vector_norm(centred, dim=-1, keepdim=True) / t.shape[-1] ** 0.5 + EPS)
 
 
 def _minmax_rows(t):
@@ -373,7 +380,7 @@ def op_mean(x):
 
 
 def op_std(x):
-    return _reduce(lambda v: _per_layer_scalar(lambda b: b.std(dim=1, unbiased=False), v), lambda t: t.std(unbiased=False), x)
+    return _reduce(lambda v: _per_layer_scalar(_std_rows, v), lambda t: _std_rows(t.reshape(-1)), x)
 
 
 def op_sum(x):
