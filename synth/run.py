@@ -24,7 +24,8 @@ from synth.fitness import INVALID, correlations
 from synth.grammar import load_grammar
 from synth.programs import ProgramSpace
 from synth.rundir import CHECKPOINT, RUN_RECORD, read_checkpoint, write_json, write_text
-from synth.space import count_params, load_space
+from synth.baselines import size_baselines
+from synth.space import load_space
 from synth.stats import Probe, load_statistics
 
 __all__ = ["run_evolve", "versions", "hall_of_fame", "default_probe"]
@@ -84,13 +85,6 @@ def _final_choice(state: EvolutionState, evaluator: Evaluator):
         state.population,
         key=lambda m: (-m.fitness, evaluator.complexity_of.get(m.canonical, 0), m.canonical or ""),
     )
-
-
-def _params_per_arch(bench, space) -> np.ndarray:
-    rows = bench.meta.get("rows") or []
-    if rows and all("params" in row for row in rows):
-        return np.array([row["params"] for row in rows], dtype=float)
-    return np.array([count_params(space.build(arch)) for arch in bench.archs], dtype=float)
 
 
 def _move(stats_per_arch, device):
@@ -187,7 +181,7 @@ def run_evolve(
     best = _final_choice(state, evaluator)
     formula = evaluator.formula(programs.parse(best.program))
     scores = evaluator.scores(formula)
-    params = _params_per_arch(bench, space)
+    sizes = size_baselines(space, bench.archs)
     record = {
         "formula": formula.canonical,
         "latex": formula.latex,
@@ -197,7 +191,7 @@ def run_evolve(
         "fitness": best.fitness,
         "test": correlations(scores, bench.targets, test_rows),
         "search": correlations(scores, bench.targets, search_rows),
-        "baselines": {"params": correlations(params, bench.targets, test_rows)},
+        "baselines": {name: correlations(values, bench.targets, test_rows) for name, values in sizes.items()},
         "split": {"search": search_rows, "test": test_rows},
         "scores": [None if not np.isfinite(s) else float(s) for s in scores],
         "hall_of_fame": hall_of_fame(evaluator),

@@ -47,6 +47,7 @@ def test_cli_writes_the_run_directory_contract(small_bench, tmp_path, capsys):
         assert key in record, key
     assert set(record["test"]) == {"kendall", "spearman", "pearson"}
     assert set(record["baselines"]["params"]["kendall"]) == {"digits"}
+    assert set(record["baselines"]) == {"params", "flops"}
     assert sorted(record["split"]["search"] + record["split"]["test"]) == list(range(24))
     assert len(record["history"]) == 4 and record["seed"] == 2
     assert (out / "proxy.py").is_file() and (out / "checkpoint.json").is_file()

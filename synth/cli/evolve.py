@@ -97,13 +97,13 @@ def render_summary(record: dict, run_dir, out) -> None:
         ["complexity", f"JCM ({record['config']['metric']})", "formula"],
         [[r["complexity"], r["fitness"], r["formula"]] for r in record["hall_of_fame"][:8]],
     )
-    test, params = record["test"], record["baselines"]["params"]
+    test, params, flops = record["test"], record["baselines"]["params"], record["baselines"]["flops"]
     out.table(
         f"discovered proxy: {record['formula']}\n"
         f"search JCM {record['fitness']:.4f}; held-out split: {len(record['split']['test'])} architectures",
-        ["task", "Kendall proxy", "Kendall #params", "Spearman proxy", "Spearman #params"],
-        [[task, test["kendall"][task], params["kendall"][task], test["spearman"][task], params["spearman"][task]]
-         for task in record["bench"]["tasks"]],
+        ["task", "Kendall proxy", "Kendall #params", "Kendall FLOPs", "Spearman proxy", "Spearman #params"],
+        [[task, test["kendall"][task], params["kendall"][task], flops["kendall"][task], test["spearman"][task],
+          params["spearman"][task]] for task in record["bench"]["tasks"]],
     )
     out.info(
         f"wrote {run_dir}/run.json and {run_dir}/proxy.py ({record['timing']['total_seconds']:.0f} s, "

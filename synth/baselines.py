@@ -1,0 +1,50 @@
+"""Size baselines every proxy is compared with: parameter count and FLOPs (multiply-adds).
+
+Both are computed on the meta device (no weights are allocated) and kept in
+a small JSON file per space under the statistics cache, so a benchmark is
+measured once.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+__all__ = ["size_baselines"]
+
+
+def _measure(space, arch) -> list[float]:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from synth.space import count_params
+
+    size, chans = space.fixed.get("img_size", 224), space.fixed.get("in_chans", 3)
+    with torch.device("meta"):
+        model = space.build(arch)
+        with FlopCounterMode(display=False) as counter:
+            model(torch.empty(1, chans, size, size))
+    return [float(count_params(model)), counter.get_total_flops() / 2]  # 2 FLOPs per multiply-add
+
+
+def size_baselines(space, archs) -> dict[str, np.ndarray]:
+    """{'params': count per architecture, 'flops': multiply-adds of one forward pass of one image}."""
+    from synth.rundir import write_json
+    from synth.space import arch_key
+    from synth.stats import cache_root
+
+    path = cache_root() / "sizes" / f"{space.name}.json"
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        known = {}
+    identity = json.dumps([space.builder, space.fixed], sort_keys=True)
+    table = known.get(identity, {})
+    missing = [a for a in archs if arch_key(a) not in table]
+    for arch in missing:
+        table[arch_key(arch)] = _measure(space, arch)
+    if missing:
+        write_json(path, {**known, identity: table})
+    values = np.asarray([table[arch_key(a)] for a in archs], dtype=float).reshape(len(archs), 2)
+    return {"params": values[:, 0], "flops": values[:, 1]}
