@@ -272,7 +272,7 @@ def _pairwise(fn, a, b):
 def op_add(*args):
     out = args[0]
     for arg in args[1:]:
-        out = _pairwise(torch.add if isinstance(out, (Layers, torch.Tensor)) else (lambda x, y: x + y), out, arg)
+        out = _pairwise(lambda x, y: x + y, out, arg)
     return out
 
 
