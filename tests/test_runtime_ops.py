@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import sympy
 import torch
 
 from synth import runtime
