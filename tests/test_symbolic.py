@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from scipy.stats import rankdata
 
-from synth import runtime as rt
 from synth.bench import load_benchmark
 from synth.execute import evaluate
 from synth.grammar import load_grammar
@@ -14,35 +13,7 @@ from synth.programs import ProgramSpace
 from synth.space import load_space
 from synth.stats import Probe, load_statistics
 from synth.symbolic import DegenerateProgram, to_formula
-
-# The raw tree's meaning, op by op, written independently of synth.ops' sympy forms.
-RAW = {
-    "log": rt.op_log, "abs": rt.op_abs, "square": lambda x: rt.op_pow(x, 2), "exp": rt.op_exp,
-    "sqrt": rt.op_sqrt, "inverse": rt.op_inverse, "neg": lambda x: rt.op_mul(x, -1), "relu": rt.op_relu,
-    "sigmoid": rt.op_sigmoid, "zscore": rt.op_zscore, "minmax": rt.op_minmax, "softmax": rt.op_softmax,
-    "log_softmax": rt.op_log_softmax, "add": rt.op_add, "sub": lambda a, b: rt.op_add(a, rt.op_mul(b, -1)),
-    "mul": rt.op_mul, "matmul": rt.op_matmul, "matmul_tn": rt.op_matmul_tn, "matmul_nt": rt.op_matmul_nt,
-    "mean": rt.op_mean, "std": rt.op_std, "sum": rt.op_sum, "fro": rt.op_fro, "l1": rt.op_l1,
-    "nuclear": rt.op_nuclear, "layer_mean": rt.op_mean, "layer_sum": rt.op_sum,
-}
-
-
-def run_raw(tree, grammar, values):
-    """Evaluate a DEAP prefix tree node by node, with no sympy involved."""
-    nodes = list(tree)
-
-    def walk(i):
-        node = nodes[i]
-        if node.arity == 0:
-            return values[node.name], i + 1
-        args, j = [], i + 1
-        for _ in range(node.arity):
-            arg, j = walk(j)
-            args.append(arg)
-        return RAW[grammar.primitives[node.name].op](*args), j
-
-    return float(walk(0)[0])
-
+from tests.reference import straightforward
 
 @pytest.fixture(scope="module")
 def grammar():
@@ -82,6 +53,7 @@ def test_simplified_formula_ranks_all_benchmark_architectures_like_the_raw_tree(
     bench = load_benchmark(None)
     stats = load_statistics(load_space(bench.space), bench.archs, Probe(), grammar.statistics)
     values = [{t.name: rec[t.stat] for t in grammar.terminals.values()} for rec in stats]
+    lists = [{name: layers.matrices() for name, layers in v.items()} for v in values]
     rng = random.Random(0)
     checked = 0
     while checked < 12:
@@ -90,7 +62,7 @@ def test_simplified_formula_ranks_all_benchmark_architectures_like_the_raw_tree(
             formula = to_formula(tree, grammar)
         except DegenerateProgram:
             continue
-        raw = np.array([run_raw(tree, grammar, v) for v in values])
+        raw = np.array([straightforward(tree, grammar, plain) for plain in lists])
         simplified = np.array([evaluate(formula.expr, v) for v in values])
         if not np.all(np.isfinite(raw)):
             assert not np.all(np.isfinite(simplified)) or np.allclose(raw, simplified, equal_nan=True)
@@ -107,9 +79,9 @@ def test_generated_and_mutated_programs_are_well_formed(grammar, programs, small
     """Typing alone keeps shapes compatible: no program raises a shape error on real statistics."""
     bench = load_benchmark(str(small_bench))
     stats = load_statistics(load_space(bench.space), bench.archs[:2], Probe(), grammar.statistics)
-    values = [{t.name: rec[t.stat] for t in grammar.terminals.values()} for rec in stats]
+    lists = [{t.name: rec[t.stat].matrices() for t in grammar.terminals.values()} for rec in stats]
     rng = random.Random(1)
     for _ in range(150):
         tree = programs.mutate(programs.random_tree(rng), rng, 0.5, 0.5)
-        for v in values:
-            run_raw(tree, grammar, v)  # raises on any shape mismatch
+        for plain in lists:
+            straightforward(tree, grammar, plain)  # raises on any shape mismatch
