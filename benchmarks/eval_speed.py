@@ -91,7 +91,7 @@ def main() -> None:
             record.update(statistics_for(space, arch, probe, grammar.statistics, (inputs, targets), args.device))
 
         extract.append(timed(extract_once, args.device, max(1, args.repeats // 2)))
-        values = {t.name: record[t.stat] for t in grammar.terminals.values()}
+        values = grammar.terminal_values(record)
         values = {k: Layers(v.data.to(args.device), Layout.of(v.layout.shapes, args.device)) for k, v in values.items()}
         # the naive way: a forward and backward per candidate per architecture, then the formula
         naive.append(extract[-1])

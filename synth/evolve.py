@@ -67,7 +67,7 @@ class Evaluator:
 
     def __init__(self, grammar, stats_per_arch: list[dict], targets: dict[str, np.ndarray], search_rows, config: EvolveConfig):
         self.grammar = grammar
-        self.values = [{t.name: record[t.stat] for t in grammar.terminals.values()} for record in stats_per_arch]
+        self.values = [grammar.terminal_values(record) for record in stats_per_arch]
         self.targets = targets
         self.search_rows = list(search_rows)
         self.config = config

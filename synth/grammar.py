@@ -18,6 +18,7 @@ import yaml
 from synth.errors import GrammarError
 from synth.ops import OPS
 from synth.resources import read_yaml
+from synth.runtime import QUANTITIES
 
 __all__ = ["Grammar", "TypeDef", "Terminal", "Primitive", "Limits", "load_grammar"]
 
@@ -75,6 +76,10 @@ class Grammar:
     limits: Limits
     description: str = ""
     min_height: dict[str, int] = field(default_factory=dict)  # smallest tree height producing each type
+
+    def terminal_values(self, record: dict) -> dict:
+        """{terminal name: value} from one architecture's statistics {statistic: value}."""
+        return {t.name: record[t.stat] for t in self.terminals.values()}
 
     @property
     def statistics(self) -> tuple[str, ...]:
@@ -260,8 +265,6 @@ def _parse_terminals(ctx, raw, types) -> dict[str, Terminal]:
         stat = spec.get("stat")
         if not isinstance(stat, str) or stat.count(".") != 1:
             raise ctx.error(ctx.line_of(spec, "stat"), f"{where}.stat", "must name a statistic as 'module.quantity', e.g. 'msa.weight'")
-        from synth.runtime import QUANTITIES
-
         module, quantity = stat.split(".")
         if module not in ("msa", "mlp") or quantity not in QUANTITIES:
             raise ctx.error(

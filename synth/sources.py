@@ -80,8 +80,9 @@ def _sha256(path: Path) -> str:
 
 
 def _cache_dir(source: NamedSource) -> Path:
-    base = Path(os.environ["SYNTH_CACHE"]) if os.environ.get("SYNTH_CACHE") else Path.home() / ".cache" / "synth"
-    return base / "benchmarks" / source.folder
+    from synth.stats import cache_root
+
+    return cache_root() / "benchmarks" / source.folder
 
 
 def download(url: str, target: Path, timeout: float = 10.0) -> None:

@@ -34,6 +34,13 @@ def register_builder(name: str):
     return wrap
 
 
+def _builders() -> dict:
+    """The builder registry, with synth's own builders (synth.models) registered."""
+    import synth.models  # noqa: F401  (registering is importing)
+
+    return _BUILDERS
+
+
 def arch_key(arch: dict) -> str:
     """Canonical string of an architecture: sorted-key compact JSON."""
     return json.dumps(arch, sort_keys=True, separators=(",", ":"))
@@ -150,11 +157,9 @@ class SearchSpace:
         """The network for `arch`, its weights initialised from `seed`."""
         import torch
 
-        import synth.models  # noqa: F401  (registers the builders)
-
         self.validate(arch)
         torch.manual_seed(seed)
-        return _BUILDERS[self.builder](arch, **self.fixed)
+        return _builders()[self.builder](arch, **self.fixed)
 
 
 _SPACE_KEYS = {"name", "builder", "fixed", "choices", "per_layer", "description"}
@@ -171,10 +176,8 @@ def load_space(name_or_path: str) -> SearchSpace:
     for key in ("name", "builder"):
         if key not in raw:
             raise SpaceError(f"{path}: missing key {key!r}")
-    import synth.models  # noqa: F401  (registers the builders)
-
-    if raw["builder"] not in _BUILDERS:
-        raise SpaceError(f"{path}: key 'builder': unknown builder {raw['builder']!r}; known: {sorted(_BUILDERS)}")
+    if raw["builder"] not in _builders():
+        raise SpaceError(f"{path}: key 'builder': unknown builder {raw['builder']!r}; known: {sorted(_builders())}")
     for key in ("choices", "per_layer"):
         for choice, values in (raw.get(key) or {}).items():
             if not isinstance(values, list) or not values:

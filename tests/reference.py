@@ -6,6 +6,8 @@ so tests can check the engine's fast evaluation and sympy's simplification again
 
 import torch
 
+from synth.symbolic import DegenerateProgram, to_formula
+
 EPS = 1e-12
 
 
@@ -72,3 +74,13 @@ def straightforward(tree, grammar, lists):
         return STRAIGHT[grammar.primitives[node.name].op](*args), j
 
     return float(walk(0)[0])
+
+
+def random_formulas(programs, grammar, rng):
+    """Endless (tree, formula) pairs of random programs, degenerate ones skipped."""
+    while True:
+        tree = programs.random_tree(rng)
+        try:
+            yield tree, to_formula(tree, grammar)
+        except DegenerateProgram:
+            continue

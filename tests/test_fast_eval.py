@@ -12,8 +12,7 @@ from synth.grammar import load_grammar
 from synth.programs import ProgramSpace
 from synth.space import load_space
 from synth.stats import Probe, load_statistics
-from synth.symbolic import DegenerateProgram, to_formula
-from tests.reference import straightforward
+from tests.reference import random_formulas, straightforward
 
 
 def test_fast_and_straightforward_evaluation_agree(small_bench):
@@ -21,17 +20,14 @@ def test_fast_and_straightforward_evaluation_agree(small_bench):
     programs = ProgramSpace(grammar)
     bench = load_benchmark(str(small_bench))
     stats = load_statistics(load_space(bench.space), bench.archs[:6], Probe(), grammar.statistics)
-    values = [{t.name: rec[t.stat] for t in grammar.terminals.values()} for rec in stats]
+    values = [grammar.terminal_values(rec) for rec in stats]
     lists = [{name: [m.clone() for m in layers.matrices()] for name, layers in v.items()} for v in values]
     lists64 = [{name: [m.double() for m in ms] for name, ms in plain.items()} for plain in lists]
     rng = random.Random(7)
     compared = 0
-    while compared < 40:
-        tree = programs.random_tree(rng)
-        try:
-            formula = to_formula(tree, grammar)
-        except DegenerateProgram:
-            continue
+    for tree, formula in random_formulas(programs, grammar, rng):
+        if compared == 40:
+            break
         fast = np.array([evaluate(formula.expr, v) for v in values])
         slow = np.array([straightforward(tree, grammar, plain) for plain in lists])
         exact = np.array([straightforward(tree, grammar, plain) for plain in lists64])
