@@ -63,7 +63,16 @@ class EvolveConfig:
 
 
 class Evaluator:
-    """Scores programs on cached statistics; fitness is memoised by canonical formula."""
+    """Scores programs on cached statistics; fitness is memoised by canonical formula.
+
+    Sub-expressions that reduce to per-layer or network scalars are memoised per
+    architecture for the whole run (up to `scalar_memo_size` per architecture,
+    oldest dropped first): a child shares most of its parent's subtrees, so an
+    expensive reduction such as a nuclear norm is computed once per architecture,
+    not once per program that contains it.
+    """
+
+    scalar_memo_size = 4096
 
     def __init__(self, grammar, stats_per_arch: list[dict], targets: dict[str, np.ndarray], search_rows, config: EvolveConfig):
         self.grammar = grammar
@@ -74,6 +83,7 @@ class Evaluator:
         self.fitness_of: dict[str, float] = {}  # canonical -> JCM on the search split
         self.complexity_of: dict[str, int] = {}
         self.latex = {name: t.latex for name, t in grammar.terminals.items()}
+        self._scalars = [{} for _ in self.values]  # per architecture: sympy node -> per-layer or network scalar
 
     def formula(self, tree) -> Formula | None:
         try:
@@ -86,8 +96,16 @@ class Evaluator:
         rows = range(len(self.values)) if rows is None else rows
         out = np.full(len(self.values), math.nan)
         for i in rows:
-            out[i] = self._score(formula, self.values[i])
+            out[i] = self._score(formula, self.values[i], self._shared(i))
         return out
+
+    def _shared(self, arch: int) -> dict:
+        """Architecture `arch`'s run-long scalar memo, trimmed to `scalar_memo_size` (oldest first)."""
+        memo = self._scalars[arch]
+        if len(memo) > self.scalar_memo_size:
+            for key in list(memo)[: len(memo) - self.scalar_memo_size]:
+                del memo[key]
+        return memo
 
     def fitness(self, tree) -> tuple[float, str | None]:
         """(JCM on the search split, canonical key); INVALID for degenerate or non-finite programs."""
@@ -95,13 +113,13 @@ class Evaluator:
 
     def fitness_many(self, trees) -> list[tuple[float, str | None]]:
         """`fitness` of several programs in one pass over the architectures: each architecture's
-        statistics are visited once and sub-expressions common to the programs computed once."""
+        statistics are visited once and scalar sub-expressions computed once per run."""
         formulas = [self.formula(tree) for tree in trees]
         todo = {f.canonical: f for f in formulas if f is not None and f.canonical not in self.fitness_of}
         if todo:
             scores = {key: np.full(len(self.values), math.nan) for key in todo}
             for i in self.search_rows:
-                shared: dict = {}
+                shared = self._shared(i)
                 for key, formula in todo.items():
                     scores[key][i] = self._score(formula, self.values[i], shared)
             c = self.config

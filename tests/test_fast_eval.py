@@ -44,3 +44,32 @@ def test_nuclear_norm_through_gram_eigenvalues_matches_svd():
     mats = [torch.randn(6, 9), torch.randn(9, 6), torch.randn(6, 9), torch.randn(4, 4)]
     expected = torch.stack([torch.linalg.svdvals(m.double()).sum() for m in mats]).float()
     torch.testing.assert_close(op_nuclear(Layers.from_list(mats)), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_run_long_scalar_memo_changes_no_fitness_and_stays_bounded(small_bench):
+    """Fitness through the Evaluator (scalar sub-expressions memoised across programs, memo
+    trimmed to a small size here) equals the JCM of each program's scores computed alone."""
+    from synth.bench import split_indices
+    from synth.evolve import EvolveConfig, Evaluator
+    from synth.fitness import jcm
+
+    grammar = load_grammar("vit")
+    programs = ProgramSpace(grammar)
+    bench = load_benchmark(str(small_bench))
+    stats = load_statistics(load_space(bench.space), bench.archs, Probe(), grammar.statistics)
+    search, _ = split_indices(len(bench), 0)
+    evaluator = Evaluator(grammar, stats, bench.targets, search, EvolveConfig())
+    evaluator.scalar_memo_size = 8
+    rng = random.Random(3)
+    pairs = []
+    for tree, formula in random_formulas(programs, grammar, rng):
+        if len(pairs) == 30:
+            break
+        if formula.canonical not in evaluator.fitness_of:
+            pairs.append((evaluator.fitness(tree)[0], formula))
+    for fitness, formula in pairs:
+        alone = np.array([evaluate(formula.expr, grammar.terminal_values(rec)) for rec in stats])
+        expected = jcm(np.where(np.isfinite(alone), alone, np.nan), bench.targets, search)
+        assert fitness == expected or np.isclose(fitness, expected, rtol=1e-9), formula.canonical
+    # trimmed before each pass: at most the limit plus one program's nodes (max_size) remain
+    assert max(len(evaluator._scalars[i]) for i in search) <= 8 + grammar.limits.max_size
