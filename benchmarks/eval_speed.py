@@ -1,9 +1,12 @@
 """Candidate-evaluation speed: synth's cached statistics against re-running each network per candidate.
 
 Prints, measured side by side in one run on the same architectures (medians over repeats):
-- statistics extraction seconds per architecture (build, forward + backward with hooks, pack);
+- statistics extraction seconds per architecture (build, forward + backward with hooks, pack),
+  paid once per architecture;
+- the naive cost Auto-Prox pays per candidate per architecture: a forward and backward pass of
+  the already built network, then the formula as a per-layer Python loop over the live tensors
+  (nuclear norms by SVD, as `torch.norm(..., "nuc")` does);
 - candidate-program evaluation seconds per architecture on the cached statistics, per program;
-- the naive cost Auto-Prox pays: forward + backward per candidate per architecture;
 - their ratio;
 - the memory-bandwidth floor: bytes the program reads / measured read bandwidth.
 
@@ -14,12 +17,15 @@ Prints, measured side by side in one run on the same architectures (medians over
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 
 import torch
+import torch.nn.functional as F
 
-from synth.execute import evaluate
+from synth import runtime
+from synth.execute import evaluate, runtime_name
 from synth.grammar import load_grammar
 from synth.programs import ProgramSpace
 from synth.runtime import Layers, Layout
@@ -35,6 +41,32 @@ PROGRAMS = {
     "matmul + softmax": "layer_mean__msa_layer(std__msa_w(softmax__msa_w(matmul_tn__msa_gy__msa_x(msa_output_grad, msa_input))))",
     "zscore chain": "layer_mean__mlp_layer(mean__mlp_w(abs__mlp_w(zscore__mlp_w(log__mlp_w(mlp_weight_grad)))))",
 }
+
+
+REDUCTIONS = {"mean", "std", "tsum", "fro", "l1", "nuclear"}  # sympy nodes taking a layer's tensor to a scalar
+MATRIX_PRODUCTS = {"matmul": lambda a, b: a @ b, "matmul_tn": lambda a, b: a.T @ b, "matmul_nt": lambda a, b: a @ b.T}
+
+
+def naive_evaluate(expr, per_layer: dict[str, list]) -> float:
+    """The formula as a straightforward loop: tensor values are lists of per-layer tensors,
+    every op runs once per layer, reductions stack one scalar per layer."""
+
+    def walk(node):
+        if node.is_Symbol:
+            return per_layer[node.name]
+        if node.is_Number:
+            return float(node)
+        args = [walk(a) for a in (node.args if not node.is_Pow else (node.base,))]
+        fn = MATRIX_PRODUCTS.get(type(node).__name__) or getattr(runtime, runtime_name(node))
+        if node.is_Pow:
+            fn = lambda x, e=float(node.exp): runtime.op_pow(x, e)  # noqa: E731
+        lists = [a for a in args if isinstance(a, list)]
+        if not lists:
+            return fn(*args)
+        per = [fn(*(a[i] if isinstance(a, list) else a for a in args)) for i in range(len(lists[0]))]
+        return torch.stack(per) if type(node).__name__ in REDUCTIONS else per
+
+    return float(walk(expr))
 
 
 def sync(device):
@@ -83,7 +115,9 @@ def main() -> None:
     archs = space.sample_distinct(args.archs, seed=0)
     bandwidth = read_bandwidth(args.device)
 
-    extract, naive, evals, reads = [], [], {n: [] for n in formulas}, {n: [] for n in formulas}
+    inputs, targets = inputs.to(args.device), targets.to(args.device)
+    extract, passes = [], []
+    evals, loops, reads = ({n: [] for n in formulas} for _ in range(3))
     for arch in archs:
         record = {}
 
@@ -91,27 +125,41 @@ def main() -> None:
             record.update(statistics_for(space, arch, probe, grammar.statistics, (inputs, targets), args.device))
 
         extract.append(timed(extract_once, args.device, max(1, args.repeats // 2)))
+        model = space.build(arch, seed=probe.init_seed).to(args.device).train()
+
+        def forward_backward():
+            model.zero_grad(set_to_none=True)
+            F.cross_entropy(model(inputs), targets).backward()
+
+        passes.append(timed(forward_backward, args.device, max(1, args.repeats // 2)))
         values = grammar.terminal_values(record)
         values = {k: Layers(v.data.to(args.device), Layout.of(v.layout.shapes, args.device)) for k, v in values.items()}
-        # the naive way: a forward and backward per candidate per architecture, then the formula
-        naive.append(extract[-1])
+        per_layer = {k: v.matrices() for k, v in values.items()}
         for name, formula in formulas.items():
+            fast, loop = evaluate(formula.expr, values), naive_evaluate(formula.expr, per_layer)
+            if not math.isclose(fast, loop, rel_tol=1e-3, abs_tol=1e-6):
+                raise SystemExit(f"{name}: engine {fast} and per-layer loop {loop} disagree")
             evals[name].append(timed(lambda: evaluate(formula.expr, values), args.device, args.repeats))
+            loops[name].append(timed(lambda: naive_evaluate(formula.expr, per_layer), args.device, args.repeats))
             used = {s.name for s in formula.expr.free_symbols}
             reads[name].append(sum(values[u].data.numel() * values[u].data.element_size() for u in used))
+        del model
 
     med = statistics.median
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"space {args.space}, {len(archs)} architectures, probe batch {args.batch} at "
           f"{space.fixed.get('img_size')} px, activation rows {args.rows}, device {device_name}")
-    print(f"statistics extraction (= naive cost per candidate): {med(extract):.4f} s/arch; "
-          f"read bandwidth {bandwidth / 1e9:.1f} GB/s")
-    print(f"{'program':<22}{'eval s/arch':>14}{'naive s/arch':>14}{'ratio':>10}{'MB read':>10}{'floor s':>11}{'x floor':>9}")
+    print(f"statistics extraction, once per architecture: {med(extract):.4f} s/arch; forward + backward alone: "
+          f"{med(passes):.4f} s/arch; read bandwidth {bandwidth / 1e9:.1f} GB/s")
+    print("naive = forward + backward + per-layer loop, per candidate; synth = one program on the cached statistics")
+    print(f"{'program':<22}{'loop s/arch':>13}{'naive s/arch':>14}{'synth s/arch':>14}{'ratio':>8}"
+          f"{'MB read':>9}{'floor s':>11}{'x floor':>9}")
     for name in formulas:
-        e = med(evals[name])
+        e, loop = med(evals[name]), med(loops[name])
+        naive = med(passes) + loop
         floor = med(reads[name]) / bandwidth
-        print(f"{name:<22}{e:>14.6f}{med(naive) + e:>14.4f}{(med(naive) + e) / e:>10.0f}"
-              f"{med(reads[name]) / 1e6:>10.1f}{floor:>11.6f}{e / floor:>9.1f}")
+        print(f"{name:<22}{loop:>13.5f}{naive:>14.4f}{e:>14.6f}{naive / e:>8.0f}"
+              f"{med(reads[name]) / 1e6:>9.1f}{floor:>11.6f}{e / floor:>9.1f}")
 
 
 if __name__ == "__main__":

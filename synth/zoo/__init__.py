@@ -31,12 +31,17 @@ _MODULES = ("size", "saliency", "jacobian", "gradient_stats", "expressivity")
 @dataclass(frozen=True)
 class ProxySpec:
     name: str
-    fn: Callable  # fn(model, inputs, targets, loss_fn) -> float
+    fn: Callable  # fn(model, inputs, targets, loss_fn) -> float; loss_fn is always given
     paper: str  # short citation: authors, title, venue year
     families: tuple = FAMILIES  # network families the proxy is defined for
     uses_data: bool = True  # False: the score ignores the probe images (params, synflow, l2_norm, ...)
 
     def __call__(self, model, inputs, targets, loss_fn=None) -> float:
+        """The score; `loss_fn` defaults to cross-entropy, so `fn` always receives a callable."""
+        if loss_fn is None:
+            import torch.nn.functional as F
+
+            loss_fn = F.cross_entropy
         return float(self.fn(model, inputs, targets, loss_fn))
 
 
