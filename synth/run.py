@@ -26,9 +26,9 @@ from synth.programs import ProgramSpace
 from synth.rundir import CHECKPOINT, RUN_RECORD, read_checkpoint, write_json, write_text
 from synth.baselines import size_baselines
 from synth.space import load_space
-from synth.stats import Probe, load_statistics
+from synth.stats import Probe, default_probe, load_statistics
 
-__all__ = ["run_evolve", "versions", "hall_of_fame", "default_probe"]
+__all__ = ["run_evolve", "versions", "hall_of_fame"]
 
 
 def versions() -> dict:
@@ -69,14 +69,6 @@ def _hof_csv(rows: list[dict]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
-
-
-def default_probe(bench) -> Probe:
-    """The benchmark's own training images when synth can load them (its recipe's dataset), else seeded noise."""
-    from synth.datasets import DATASETS
-
-    dataset = (bench.meta.get("recipe") or {}).get("dataset")
-    return Probe() if dataset in DATASETS else Probe(dataset="gaussian", batch_size=16, max_rows=256)
 
 
 def _final_choice(state: EvolutionState, evaluator: Evaluator):
@@ -139,7 +131,7 @@ def run_evolve(
         if count:
             log(f"note: task {task}: {count} of {len(bench)} architectures have no value and are left out of its correlations")
     if probe is None:
-        probe = replace(default_probe(bench), **{k: v for k, v in (probe_overrides or {}).items() if v is not None})
+        probe = replace(default_probe(bench, space), **{k: v for k, v in (probe_overrides or {}).items() if v is not None})
     search_rows, test_rows = split_indices(len(bench), config.split_seed, config.search_fraction)
     log(f"benchmark {bench.name}: {len(bench)} architectures of {space.name}, tasks {', '.join(bench.tasks)}; "
         f"{len(search_rows)} search / {len(test_rows)} test")

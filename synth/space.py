@@ -59,6 +59,7 @@ class SearchSpace:
     per_layer: dict = field(default_factory=dict)  # per-block name -> list of values
     description: str = ""
     source: str = ""  # file the space came from
+    family: str = ""  # network family ('vit', 'cnn'): which zoo proxies apply; '' for unknown (all)
 
     def sample(self, rng: random.Random) -> dict:
         """One architecture drawn uniformly, choice by choice."""
@@ -162,7 +163,7 @@ class SearchSpace:
         return _builders()[self.builder](arch, **self.fixed)
 
 
-_SPACE_KEYS = {"name", "builder", "fixed", "choices", "per_layer", "description"}
+_SPACE_KEYS = {"name", "builder", "family", "fixed", "choices", "per_layer", "description"}
 
 
 def load_space(name_or_path: str) -> SearchSpace:
@@ -190,4 +191,5 @@ def load_space(name_or_path: str) -> SearchSpace:
         per_layer=dict(raw.get("per_layer") or {}),
         description=str(raw.get("description", "")).strip(),
         source=str(Path(path)),
+        family=str(raw.get("family", "")),
     )

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from synth.space import SearchSpace, arch_key
 
-__all__ = ["Probe", "cache_root", "statistics_for", "load_statistics", "DTYPES"]
+__all__ = ["Probe", "default_probe", "cache_root", "statistics_for", "load_statistics", "DTYPES"]
 
 CACHE_FORMAT = 2  # bump when the statistics' meaning or the file layout changes
 DTYPES = ("float32", "bfloat16")
@@ -29,7 +29,7 @@ DTYPES = ("float32", "bfloat16")
 class Probe:
     """The probe batch, initialisation and storage every architecture is measured with."""
 
-    dataset: str = "digits"  # a packaged dataset (digits) or 'gaussian': seeded N(0, 1) images, random labels
+    dataset: str = "digits"  # a packaged dataset (digits), 'gaussian' (seeded N(0, 1) images, random labels), or a path: a folder of images or a tensor file
     batch_size: int = 64
     seed: int = 0  # which images (or which noise) form the batch
     init_seed: int = 0  # torch seed the network's weights are initialised from
@@ -39,20 +39,56 @@ class Probe:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def is_path(self) -> bool:
+        from synth.datasets import DATASETS
+
+        return self.dataset != "gaussian" and self.dataset not in DATASETS
+
+    def fingerprint(self) -> dict:
+        """What identifies the probe's numbers in a cache key: its settings, plus a digest of the
+        user's data file or folder (names, sizes and modification times) when it is a path."""
+        if not self.is_path():
+            return self.to_dict()
+        path = Path(self.dataset)
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        listing = [[str(p.relative_to(path) if path.is_dir() else p.name), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+        digest = hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:16]
+        return {**self.to_dict(), "dataset": str(path.resolve()), "data_digest": digest}
+
     def batch(self, space: SearchSpace):
         """(inputs, targets) for networks of `space`."""
         import torch
 
+        fixed = space.fixed
+        size, channels, classes = fixed.get("img_size", 224), fixed.get("in_chans", 3), fixed.get("num_classes", 1000)
         if self.dataset == "gaussian":
-            fixed = space.fixed
-            size = fixed.get("img_size", 224)
             generator = torch.Generator().manual_seed(self.seed)
-            inputs = torch.randn(self.batch_size, fixed.get("in_chans", 3), size, size, generator=generator)
-            targets = torch.randint(0, fixed.get("num_classes", 1000), (self.batch_size,), generator=generator)
+            inputs = torch.randn(self.batch_size, channels, size, size, generator=generator)
+            targets = torch.randint(0, classes, (self.batch_size,), generator=generator)
             return inputs, targets
+        if self.is_path():
+            from synth.datasets import probe_from_path
+
+            if not Path(self.dataset).exists():
+                from synth.errors import InputError
+
+                raise InputError(f"probe data {self.dataset!r}: neither a packaged dataset (digits), 'gaussian', nor an existing path")
+            return probe_from_path(self.dataset, self.batch_size, self.seed, size, channels, classes)
         from synth.datasets import probe_batch
 
         return probe_batch(self.dataset, self.batch_size, self.seed)
+
+
+def default_probe(bench, space: SearchSpace) -> Probe:
+    """The benchmark's own training images when synth can load them (its recipe's dataset), else
+    seeded Gaussian noise: 16 images for 224 px networks, 64 for small (<= 64 px) ones."""
+    from synth.datasets import DATASETS
+
+    dataset = (bench.meta.get("recipe") or {}).get("dataset")
+    if dataset in DATASETS:
+        return Probe()
+    small = space.fixed.get("img_size", 224) <= 64
+    return Probe(dataset="gaussian", batch_size=64 if small else 16, max_rows=256)
 
 
 def cache_root() -> Path:
@@ -66,7 +102,7 @@ def _cache_stem(root: Path, space: SearchSpace, arch: dict, probe: Probe, stats:
             "format": CACHE_FORMAT,
             "space": [space.name, space.builder, space.fixed],
             "arch": arch_key(arch),
-            "probe": probe.to_dict(),
+            "probe": probe.fingerprint(),
             "stats": list(stats),
         },
         sort_keys=True,

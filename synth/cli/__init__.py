@@ -16,7 +16,7 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from synth.cli import bench, evolve
+    from synth.cli import bench, evolve, zoo
 
     parser = argparse.ArgumentParser(
         prog="synth",
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     evolve.add_parser(commands)
     bench.add_parser(commands)
+    zoo.add_parser(commands)
     return parser
 
 
