@@ -12,6 +12,7 @@ killed build resumes without retraining what it finished.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -25,7 +26,7 @@ from synth.resources import resource_dir
 from synth.space import SearchSpace, arch_key, count_params
 
 __all__ = [
-    "Benchmark", "load_benchmark", "split_indices", "build_benchmark", "seed_noise_summary", "DEFAULT_BENCHMARK", "FORMAT",
+    "Benchmark", "load_benchmark", "benchmark_space", "split_indices", "build_benchmark", "seed_noise_summary", "DEFAULT_BENCHMARK", "FORMAT",
 ]
 
 FORMAT = "synth-benchmark/1"
@@ -58,14 +59,16 @@ def split_indices(n: int, seed: int, search_fraction: float = 0.6) -> tuple[list
 
 
 def load_benchmark(source: str | None = None, tasks: list[str] | None = None) -> Benchmark:
-    """The benchmark `source`: None for the embedded default, a named source ('vit-bench-101'),
-    or a path to a synth benchmark JSON or to a ViT-Bench-101-style row file (.pth, .json, .csv).
+    """The benchmark `source`: None for the embedded default, a named source ('vit-bench-101',
+    'nasbench201-zc:cifar10'), or a path to a synth benchmark JSON or to a ViT-Bench-101-style row file (.pth, .json, .csv).
 
     `tasks` selects accuracy columns (default: the source's default tasks, or all of them).
     Missing values become NaN for their task and are counted in `meta['missing']`.
     """
-    from synth.sources import load_rows_file, named_source, resolve_files, rows_to_benchmark, source_for_rows
+    from synth.sources import is_zc_source, load_nasbench201_zc, load_rows_file, named_source, resolve_files, rows_to_benchmark, source_for_rows
 
+    if source and is_zc_source(source):
+        return load_nasbench201_zc(source, tasks)
     named = named_source(source) if source else None
     if named is not None:
         files = [(p, load_rows_file(p)) for p in resolve_files(named)]
@@ -86,9 +89,19 @@ def load_benchmark(source: str | None = None, tasks: list[str] | None = None) ->
 
 
 def _named_sources() -> list[str]:
-    from synth.sources import SOURCES
+    from synth.sources import SOURCES, zc_source_names
 
-    return sorted(SOURCES)
+    return sorted(SOURCES) + zc_source_names()
+
+
+def benchmark_space(bench: Benchmark) -> SearchSpace:
+    """The search space of `bench`, with the fixed options its dataset needs (`meta['space_fixed']`,
+    e.g. 120 classes at 16 px for nasbench201-zc:ImageNet16-120) applied."""
+    from synth.space import load_space
+
+    space = load_space(bench.space)
+    overrides = bench.meta.get("space_fixed") or {}
+    return dataclasses.replace(space, fixed={**space.fixed, **overrides}) if overrides else space
 
 
 def _synth_benchmark(path: Path, raw: dict, tasks) -> Benchmark:

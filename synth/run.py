@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from synth import __version__
-from synth.bench import load_benchmark, split_indices
+from synth.bench import benchmark_space, load_benchmark, split_indices
 from synth.evolve import EvolutionState, Evaluator, EvolveConfig, evolve
 from synth.export import proxy_source
 from synth.fitness import INVALID, correlations
@@ -25,7 +25,6 @@ from synth.grammar import load_grammar
 from synth.programs import ProgramSpace
 from synth.rundir import CHECKPOINT, RUN_RECORD, read_checkpoint, write_json, write_text
 from synth.baselines import size_baselines
-from synth.space import load_space
 from synth.stats import Probe, default_probe, load_statistics
 
 __all__ = ["run_evolve", "versions", "hall_of_fame"]
@@ -124,7 +123,7 @@ def run_evolve(
     started = time.perf_counter()
     gram = load_grammar(grammar)
     bench = load_benchmark(bench_source, tasks)
-    space = load_space(bench.space)
+    space = benchmark_space(bench)
     for task, note in (bench.meta.get("flags") or {}).items():
         log(f"note: task {task}: {note}")
     for task, count in (bench.meta.get("missing") or {}).items():

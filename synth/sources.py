@@ -5,6 +5,11 @@ A named source (e.g. `vit-bench-101`) is looked up, file by file, in
 or ~/.cache/synth/benchmarks/<folder>/), then downloaded from where it was
 published when a network is reachable. Every file's sha256 is checked.
 `.pth` files are read with `torch.load(..., weights_only=True)` only.
+
+`nasbench201-zc:<dataset>` is NASLib's zero-cost benchmark of NAS-Bench-201
+(NAS-Bench-Suite-Zero): one JSON file, read with `json` only, holding per
+dataset the validation accuracy and NASLib's scores of 12 proxies per
+architecture.
 """
 
 from __future__ import annotations
@@ -21,9 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from synth.errors import BenchError
+from synth.errors import BenchError, SpaceError
 
-__all__ = ["NamedSource", "SOURCES", "named_source", "load_rows_file", "rows_to_benchmark", "resolve_files", "source_for_rows"]
+__all__ = [
+    "NamedSource", "SOURCES", "named_source", "load_rows_file", "rows_to_benchmark", "resolve_files", "source_for_rows",
+    "ZC_SOURCES", "NB201_ZC_DATASETS", "NB201_ZC_PROXIES", "zc_source_names", "is_zc_source", "load_nasbench201_zc",
+]
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,26 @@ SOURCES = {
     ),
 }
 ALIASES = {"vit-bench-101:autoformer": "vit-bench-101"}
+
+# NASLib's zero-cost benchmarks: not row files, so kept out of SOURCES (whose row-file lookup they would confuse)
+ZC_SOURCES = {
+    "nasbench201-zc": NamedSource(
+        name="nasbench201-zc",
+        folder="nasbench201-zc",
+        files={"zc_nasbench201.json": "5dcbbcd56812a9f62164a376bc7df4082ab3af612082b6d26a845930e6eb8641"},
+        space="nasbench201",
+        default_tasks=("val_accuracy",),
+        # pinned to a commit holding exactly this file (its history has other versions)
+        url="https://raw.githubusercontent.com/automl/NASLib/a06ba0e9931fcfd4605ddbddb6ed068eb58e58f1/naslib/data/",
+    ),
+}
+# dataset -> the space's fixed options it needs
+NB201_ZC_DATASETS = {
+    "cifar10": {"num_classes": 10, "img_size": 32},
+    "cifar100": {"num_classes": 100, "img_size": 32},
+    "ImageNet16-120": {"num_classes": 120, "img_size": 16},
+}
+NB201_ZC_PROXIES = ("epe_nas", "fisher", "flops", "grad_norm", "grasp", "jacov", "l2_norm", "nwot", "params", "plain", "snip", "synflow")
 
 
 def named_source(name: str) -> NamedSource | None:
@@ -194,4 +222,91 @@ def rows_to_benchmark(files_rows: list[tuple[Path, list[dict]]], name: str, spac
         name=name, space=space, archs=archs, targets=targets,
         meta={"missing": missing, "provenance": provenance, "available_tasks": available,
               "flags": {t: flags[t] for t in chosen if t in flags}},
+    )
+
+
+# ---------------------------------------------------------------- NASLib zero-cost benchmarks
+
+
+def zc_source_names() -> list[str]:
+    return [f"nasbench201-zc:{dataset}" for dataset in NB201_ZC_DATASETS]
+
+
+def is_zc_source(source: str) -> bool:
+    return source.partition(":")[0] in ZC_SOURCES
+
+
+def _zc_number(raw, path, where: str, allow_inf: bool) -> float:
+    if raw is None:
+        return math.nan
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise BenchError(f"{path}: {where}: not a number ({raw!r})")
+    value = float(raw)
+    if math.isinf(value) and not allow_inf:
+        raise BenchError(f"{path}: {where}: infinite accuracy")
+    return value
+
+
+def load_nasbench201_zc(source: str, tasks=None):
+    """The benchmark `nasbench201-zc:<dataset>`: NAS-Bench-201 architectures of NASLib's
+    zc_nasbench201.json with their validation accuracy (task `val_accuracy`).
+
+    meta: `arch_ids` (NASLib keys, row order), `reference_scores` ({proxy: NASLib's score per
+    architecture, NaN where absent; kept as stored otherwise, -inf included}), `space_fixed`
+    (the dataset's overrides of the space's fixed options), `dataset`, `path`, `missing`.
+    """
+    from synth.bench import Benchmark
+    from synth.models import nasbench201_arch
+
+    base, _, dataset = source.partition(":")
+    named = ZC_SOURCES[base]
+    if dataset not in NB201_ZC_DATASETS:
+        hint = difflib.get_close_matches(dataset, list(NB201_ZC_DATASETS), n=1) if dataset else []
+        raise BenchError(f"benchmark {source!r}: " + (f"unknown dataset {dataset!r}" if dataset else "no dataset given")
+                         + (f"; did you mean {base}:{hint[0]}?" if hint else "")
+                         + f" (valid: {', '.join(zc_source_names())})")
+    chosen = list(tasks or named.default_tasks)
+    for task in chosen:
+        if task not in named.default_tasks:
+            raise BenchError(f"benchmark {source!r}: unknown task {task!r} (available: {', '.join(named.default_tasks)}); "
+                             f"NASLib's proxy scores are in meta['reference_scores']")
+    [path] = resolve_files(named)
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BenchError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); is the file truncated?") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get(dataset), dict):
+        found = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
+        raise BenchError(f"{path}: key {dataset!r}: missing or not a mapping of architectures (found {found})")
+    rows = raw[dataset]
+    if not rows:
+        raise BenchError(f"{path}: key {dataset!r}: no architectures")
+    archs, ids, values = [], [], {task: [] for task in chosen}
+    scores = {proxy: [] for proxy in NB201_ZC_PROXIES}
+    for key, row in rows.items():
+        where = f"key {dataset!r} -> {key!r}"
+        if not isinstance(row, dict):
+            raise BenchError(f"{path}: {where}: a row must be a mapping, not {type(row).__name__}")
+        try:
+            archs.append(nasbench201_arch(key))
+        except SpaceError as exc:
+            raise BenchError(f"{path}: {where}: {exc}") from None
+        ids.append(key)
+        for task in chosen:
+            values[task].append(_zc_number(row.get(task), path, f"{where} -> {task!r}", allow_inf=False))
+        for proxy in NB201_ZC_PROXIES:
+            entry = row.get(proxy)
+            if entry is not None and not isinstance(entry, dict):
+                raise BenchError(f"{path}: {where} -> {proxy!r}: expected {{'score': ..., 'time': ...}}, got {entry!r}")
+            scores[proxy].append(_zc_number((entry or {}).get("score"), path, f"{where} -> {proxy!r} -> 'score'", allow_inf=True))
+    targets = {task: np.asarray(v, dtype=float) for task, v in values.items()}
+    missing = {task: int(np.isnan(v).sum()) for task, v in targets.items()}
+    for task, count in missing.items():
+        if count == len(archs):
+            raise BenchError(f"benchmark {source!r}: task {task!r} has no values in any of its {count} rows ({path})")
+    return Benchmark(
+        name=f"{base}:{dataset}", space=named.space, archs=archs, targets=targets,
+        meta={"missing": missing, "arch_ids": ids, "dataset": dataset, "path": str(path),
+              "reference_scores": {proxy: np.asarray(v, dtype=float) for proxy, v in scores.items()},
+              "space_fixed": dict(NB201_ZC_DATASETS[dataset]), "available_tasks": list(named.default_tasks), "flags": {}},
     )
