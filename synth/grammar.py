@@ -8,6 +8,7 @@ language is documented in grammar/README.md.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from synth.runtime import QUANTITIES
 __all__ = ["Grammar", "TypeDef", "Terminal", "Primitive", "Limits", "load_grammar"]
 
 KINDS = ("tensor", "layer", "scalar")
-_TOP_KEYS = ("name", "description", "root", "limits", "types", "groups", "terminals", "operations")
+_TOP_KEYS = ("name", "description", "root", "limits", "types", "groups", "terminals", "operations", "programs")
 _TYPE_KEYS = ("kind", "layer", "network", "doc")
 _TERMINAL_KEYS = ("type", "stat", "latex", "doc")
 _OPERATION_KEYS = ("op", "for", "signatures")
@@ -76,6 +77,7 @@ class Grammar:
     limits: Limits
     description: str = ""
     min_height: dict[str, int] = field(default_factory=dict)  # smallest tree height producing each type
+    programs: dict[str, str] = field(default_factory=dict)  # named programs: name -> program text (checked at load)
 
     def terminal_values(self, record: dict) -> dict:
         """{terminal name: value} from one architecture's statistics {statistic: value}."""
@@ -184,7 +186,7 @@ def load_grammar(name_or_path: str) -> Grammar:
         raise ctx.error(ctx.line_of(raw, "root"), "root", f"unknown type {root!r}{_suggest(root, types)}")
     min_height = _min_heights(types, terminals, primitives)
     _check_reachability(ctx, raw, root, primitives, min_height, _min_sizes(types, terminals, primitives), limits)
-    return Grammar(
+    grammar = Grammar(
         name=str(raw["name"]),
         path=str(path),
         root=root,
@@ -195,6 +197,9 @@ def load_grammar(name_or_path: str) -> Grammar:
         description=str(raw.get("description", "")).strip(),
         min_height=min_height,
     )
+    if raw.get("programs") is None:
+        return grammar
+    return dataclasses.replace(grammar, programs=_parse_programs(ctx, raw["programs"], ctx.line_of(raw, "programs"), grammar))
 
 
 def _suggest(name, known) -> str:
@@ -437,3 +442,34 @@ def _check_reachability(ctx, raw, root, primitives, min_height, min_size, limits
                 ops.lines[p.entry] if hasattr(ops, "lines") else None, f"operations[{p.entry}]",
                 f"op {p.op!r} takes type {dead[0]!r}, which no terminal or operation produces",
             )
+
+
+def _parse_programs(ctx, raw, line, grammar) -> dict[str, str]:
+    """Named programs: each text must parse against the grammar's primitive set, return the root
+    type and not collapse to a constant. Limits are not applied (a named program may be larger
+    than the programs evolution grows)."""
+    if not isinstance(raw, dict):
+        raise ctx.error(line, "programs", "must be a mapping of program name -> program text")
+    # imported here: synth.programs imports this module
+    from synth.errors import RunDirError
+    from synth.programs import ProgramSpace
+    from synth.symbolic import DegenerateProgram, to_formula
+
+    space = ProgramSpace(grammar)
+    programs = {}
+    for name, text in raw.items():
+        where, key_line = f"programs.{name}", ctx.line_of(raw, name)
+        if not isinstance(name, str) or not name.strip():
+            raise ctx.error(key_line, where, "a program name must be a non-empty string")
+        if not isinstance(text, str) or not text.strip():
+            raise ctx.error(key_line, where, "must be the program's text, e.g. 'layer_mean__msa_layer(fro__msa_w(msa_weight))'")
+        text = " ".join(text.split())
+        try:
+            to_formula(space.parse(text, where=where), grammar)
+        except RunDirError as exc:
+            message = str(exc).removeprefix(f"{where}: ")
+            raise ctx.error(key_line, where, f"does not parse against grammar {grammar.name!r}: {message}") from None
+        except DegenerateProgram as exc:
+            raise ctx.error(key_line, where, f"degenerate program: {exc}") from None
+        programs[name] = text
+    return programs

@@ -422,3 +422,68 @@ def test_limits_too_small_for_any_program(tmp_path, old, new, key):
     text = edit(BASE, old, new)
     path = write(tmp_path, text)
     assert_at(grammar_error(path), path, line_of(text, new.strip()), key)
+
+
+# ---------------------------------------------------------------- named programs
+
+
+def test_vit_grammar_names_the_dss_program():
+    from synth.programs import ProgramSpace
+
+    g = load_grammar("vit")
+    assert set(g.programs) >= {"dss"}
+    tree = ProgramSpace(g).parse(g.programs["dss"])
+    assert str(tree) == g.programs["dss"]  # stored in the engine's own spelling
+    names = [node.name for node in tree]
+    assert names.count("nuclear__msa_w") == 1 and names.count("l1__mlp_w") == 1
+    assert {"msa_weight_grad", "msa_weight", "mlp_weight_grad", "mlp_weight"} <= set(names)
+
+
+def test_named_programs_load_with_whitespace_normalised(tmp_path):
+    text = BASE + """\
+programs:
+  plain: layer_mean__lay(fro__w(weight))
+  folded: >-
+    layer_mean__lay(add__lay__lay(fro__w(log__w(weight)),
+        fro__x(act)))
+"""
+    g = load_grammar(str(write(tmp_path, text)))
+    assert g.programs == {
+        "plain": "layer_mean__lay(fro__w(weight))",
+        "folded": "layer_mean__lay(add__lay__lay(fro__w(log__w(weight)), fro__x(act)))",
+    }
+    assert load_grammar(str(write(tmp_path, BASE, "none.yaml"))).programs == {}
+
+
+@pytest.mark.parametrize(
+    "program, words",
+    [
+        ("layer_mean__lay(fro__w(wieght))", "'wieght' is not a name of grammar 'tiny'"),
+        ("layer_mean__lay(fro__x(weight))", "'weight' returns w, expected x"),
+        ("fro__w(weight)", "'fro__w' returns lay, expected net"),
+        ("layer_mean__lay(fro__w(weight)) weight", "too many nodes"),
+        ("layer_mean__lay(add__lay__lay(fro__w(weight)))", "program ends early"),
+        ("layer_mean__lay(fro__w(sub__w__w(weight, weight)))", "degenerate program"),
+    ],
+)
+def test_named_program_that_does_not_parse_names_file_line_and_program(tmp_path, program, words):
+    text = BASE + "  - {op: sub, for: [w]}\nprograms:\n  good: layer_mean__lay(fro__w(weight))\n"
+    text += f"  bad:\n    {program}\n"
+    path = write(tmp_path, text)
+    message = grammar_error(path)
+    assert_at(message, path, line_of(text, "  bad:"), "programs.bad")
+    assert words in message, message
+
+
+def test_programs_must_be_a_mapping(tmp_path):
+    text = BASE + "programs: [layer_mean__lay(fro__w(weight))]\n"
+    path = write(tmp_path, text)
+    message = grammar_error(path)
+    assert_at(message, path, line_of(text, "programs:"), "programs")
+    assert "mapping" in message
+
+
+def test_named_program_needs_a_text(tmp_path):
+    text = BASE + "programs:\n  empty:\n"
+    path = write(tmp_path, text)
+    assert_at(grammar_error(path), path, line_of(text, "empty:"), "programs.empty")
