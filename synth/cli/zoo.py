@@ -9,7 +9,7 @@ __all__ = ["add_parser"]
 
 EXAMPLES = """examples:
   synth zoo --bench nasbench201-zc:cifar10 --proxies params,synflow,snip --json zoo.json
-  synth zoo --space autoformer-tiny --bench vit-bench-101 --limit 50
+  synth zoo --space autoformer-tiny --bench vit-bench-101 --sample 50
   synth zoo --bench vit-bench-101 --proxies dss,runs/s1/proxy.py      # an evolved proxy beside DSS
   synth zoo --bench my_bench.json --probe-data ~/images/train          # a real probe batch
 """
@@ -33,7 +33,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--proxies", default=None, help="comma-separated zoo names, exported proxy.py files or run "
                    "directories (default: every zoo proxy defined for the space's family)")
     p.add_argument("--list", action="store_true", help="list the zoo's proxies with their papers and exit")
-    p.add_argument("--limit", type=int, default=None, help="score only the first N architectures")
+    p.add_argument("--sample", type=int, default=None, metavar="N", help="score a seeded random subset of N architectures "
+                   "(kept in benchmark order; default: all)")
+    p.add_argument("--sample-seed", type=int, default=0, help="seed of the --sample subset (default: 0)")
     p.add_argument("--json", dest="json_file", type=Path, default=None, metavar="FILE", help="write the full result as JSON")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where networks run (default: cpu)")
     p.add_argument("--probe-data", default=None, help="digits, gaussian, a folder of images (class subfolders give "
@@ -58,6 +60,8 @@ def _list(out) -> int:
 def run(args: argparse.Namespace, out) -> int:
     from dataclasses import replace
 
+    import numpy as np
+
     from synth.bench import benchmark_space, load_benchmark
     from synth.rundir import write_json
     from synth.space import arch_key
@@ -72,12 +76,11 @@ def run(args: argparse.Namespace, out) -> int:
     if args.space and args.space not in (space.name, space.source):
         out.error(f"--space {args.space}: benchmark {bench.name!r} holds architectures of space {space.name!r}")
         return 2
-    archs = bench.archs[: args.limit] if args.limit else bench.archs
-    ids = (bench.meta.get("arch_ids") or [arch_key(a) for a in bench.archs])[: len(archs)]
-    if args.limit:
-        bench = replace(bench, archs=archs, targets={t: v[: len(archs)] for t, v in bench.targets.items()},
-                        meta={**bench.meta, "reference_scores": {k: v[: len(archs)] for k, v in
-                                                                 (bench.meta.get("reference_scores") or {}).items()}})
+    ids = bench.meta.get("arch_ids") or [arch_key(a) for a in bench.archs]
+    if args.sample and args.sample < len(bench):
+        rows = sorted(np.random.default_rng(args.sample_seed).choice(len(bench), args.sample, replace=False).tolist())
+        bench, ids = subset(bench, rows), [ids[i] for i in rows]
+    archs = bench.archs
     entries = resolve_proxies([p.strip() for p in args.proxies.split(",") if p.strip()] if args.proxies else None, space)
     overrides = {"dataset": args.probe_data, "batch_size": args.probe_batch, "seed": args.probe_seed, "init_seed": args.init_seed}
     probe = replace(default_probe(bench, space), **{k: v for k, v in overrides.items() if v is not None})
@@ -86,7 +89,8 @@ def run(args: argparse.Namespace, out) -> int:
     with out.progress(f"{len(entries)} proxies", len(archs)) as advance:
         scored = score_architectures(entries, space, archs, probe, args.device, progress=advance)
     report = zoo_report(bench, scored, ids)
-    report["benchmark"] = {"name": bench.name, "space": space.name, "tasks": bench.tasks, "architectures": len(archs)}
+    report["benchmark"] = {"name": bench.name, "space": space.name, "tasks": bench.tasks, "architectures": len(archs),
+                           "sample": {"n": args.sample, "seed": args.sample_seed} if args.sample else None}
     report["probe"] = probe.to_dict()
     if args.json_file:
         write_json(args.json_file, report)
@@ -100,6 +104,18 @@ def run(args: argparse.Namespace, out) -> int:
     if args.json_file:
         out.info(f"wrote {args.json_file}")
     return 0
+
+
+def subset(bench, rows: list[int]):
+    """`bench` restricted to `rows`: architectures, targets and any per-architecture reference scores."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    pick = np.asarray(rows)
+    references = {k: np.asarray(v, dtype=float)[pick] for k, v in (bench.meta.get("reference_scores") or {}).items()}
+    return replace(bench, archs=[bench.archs[i] for i in rows], targets={t: v[pick] for t, v in bench.targets.items()},
+                   meta={**bench.meta, "reference_scores": references})
 
 
 def render_table(report: dict, tasks: list[str], out) -> None:

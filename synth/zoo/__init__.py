@@ -65,11 +65,7 @@ def register_proxy(name: str, *, paper: str, families=FAMILIES, uses_data: bool 
 
 def _registry() -> dict[str, ProxySpec]:
     for module in _MODULES:
-        try:
-            importlib.import_module(f"synth.zoo.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"synth.zoo.{module}":
-                raise
+        importlib.import_module(f"synth.zoo.{module}")
     return _PROXIES
 
 
