@@ -193,6 +193,16 @@ def _value(raw, path, index, column) -> float:
     return value
 
 
+def _targets(values: dict[str, list], what: str) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """(accuracy array per task, count of missing values per task); a task with no value at all is an error."""
+    targets = {task: np.asarray(v, dtype=float) for task, v in values.items()}
+    missing = {task: int(np.isnan(v).sum()) for task, v in targets.items()}
+    for task, count in missing.items():
+        if count == len(targets[task]):
+            raise BenchError(f"{what}: task {task!r} has no values in any of its {count} rows")
+    return targets, missing
+
+
 def rows_to_benchmark(files_rows: list[tuple[Path, list[dict]]], name: str, space: str, tasks=None,
                       default_tasks=None, arch_keys=None, flags=None):
     """A Benchmark from row files whose accuracy columns end in `_acc` (task = column without `_acc`)."""
@@ -213,11 +223,7 @@ def rows_to_benchmark(files_rows: list[tuple[Path, list[dict]]], name: str, spac
             provenance.append({"file": str(path), "row": i})
             for task in chosen:
                 values[task].append(_value(row.get(task + "_acc"), path, i, task + "_acc"))
-    targets = {t: np.asarray(v, dtype=float) for t, v in values.items()}
-    missing = {t: int(np.isnan(v).sum()) for t, v in targets.items()}
-    for task, count in missing.items():
-        if count == len(archs):
-            raise BenchError(f"benchmark {name!r}: task {task!r} has no values in any of its {count} rows")
+    targets, missing = _targets(values, f"benchmark {name!r}")
     return Benchmark(
         name=name, space=space, archs=archs, targets=targets,
         meta={"missing": missing, "provenance": provenance, "available_tasks": available,
@@ -299,11 +305,7 @@ def load_nasbench201_zc(source: str, tasks=None):
             if entry is not None and not isinstance(entry, dict):
                 raise BenchError(f"{path}: {where} -> {proxy!r}: expected {{'score': ..., 'time': ...}}, got {entry!r}")
             scores[proxy].append(_zc_number((entry or {}).get("score"), path, f"{where} -> {proxy!r} -> 'score'", allow_inf=True))
-    targets = {task: np.asarray(v, dtype=float) for task, v in values.items()}
-    missing = {task: int(np.isnan(v).sum()) for task, v in targets.items()}
-    for task, count in missing.items():
-        if count == len(archs):
-            raise BenchError(f"benchmark {source!r}: task {task!r} has no values in any of its {count} rows ({path})")
+    targets, missing = _targets(values, f"benchmark {source!r} ({path})")
     return Benchmark(
         name=f"{base}:{dataset}", space=named.space, archs=archs, targets=targets,
         meta={"missing": missing, "arch_ids": ids, "dataset": dataset, "path": str(path),
