@@ -16,16 +16,14 @@ __all__ = ["size_baselines"]
 
 def _measure(space, arch) -> list[float]:
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from synth.space import count_params
+    from synth.zoo.size import multiply_adds
 
     size, chans = space.fixed.get("img_size", 224), space.fixed.get("in_chans", 3)
     with torch.device("meta"):
         model = space.build(arch)
-        with FlopCounterMode(display=False) as counter:
-            model(torch.empty(1, chans, size, size))
-    return [float(count_params(model)), counter.get_total_flops() / 2]  # 2 FLOPs per multiply-add
+    return [float(count_params(model)), multiply_adds(model, (1, chans, size, size))]
 
 
 def size_baselines(space, archs) -> dict[str, np.ndarray]:

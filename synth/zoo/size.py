@@ -11,7 +11,7 @@ import copy
 
 from synth.zoo import register_proxy
 
-__all__ = ["params", "flops"]
+__all__ = ["params", "flops", "multiply_adds"]
 
 _SUITE_ZERO = "Krishnakumar et al., NAS-Bench-Suite-Zero: Accelerating Research on Zero Cost Proxies, NeurIPS 2022"
 
@@ -38,18 +38,23 @@ def flops(model, inputs, targets, loss_fn) -> float:
     NASLib's tensorwatch count (megaflops) also counts some element-wise layers;
     convolutions dominate either count on NAS-Bench-201.
     """
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
     shape, dtype = tuple(inputs[:1].shape), inputs.dtype
 
     def count(device):
-        net = copy.deepcopy(model).to(device).eval()
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            net(torch.zeros(shape, dtype=dtype, device=device))
-        return counter.get_total_flops() / 2  # 2 FLOPs per multiply-add
+        return multiply_adds(copy.deepcopy(model).to(device).eval(), shape, dtype, device)
 
     try:
-        return float(count("meta"))
+        return count("meta")
     except (NotImplementedError, RuntimeError):
-        return float(count(inputs.device))
+        return count(inputs.device)
+
+
+def multiply_adds(model, shape, dtype=None, device="meta") -> float:
+    """Multiply-adds of `model` on one zero input of `shape`, counted by FlopCounterMode
+    (two FLOPs per multiply-add). On the meta device nothing is computed or allocated."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(shape, dtype=dtype or torch.float32, device=device))
+    return counter.get_total_flops() / 2
