@@ -97,6 +97,10 @@ def run(args: argparse.Namespace, out) -> int:
     for name, entry in report["proxies"].items():
         for message, count in entry["errors"].items():
             out.info(f"note: {name}: {count} of {len(archs)} architectures scored NaN: {message}")
+        finite = {v for v in entry["scores"].values() if v is not None}
+        if len(finite) == 1 and len(archs) > 1:
+            out.info(f"note: {name}: every architecture scored {finite.pop()}, so it ranks nothing with this probe "
+                     "(swap saturates at 2^batch patterns; epe_nas needs classes seen twice): try a larger --probe-batch")
     if out.json_mode:
         out.json(report)
         return 0
