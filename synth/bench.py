@@ -50,6 +50,15 @@ class Benchmark:
     def __len__(self) -> int:
         return len(self.archs)
 
+    def subset(self, rows: list[int]) -> "Benchmark":
+        """The benchmark restricted to `rows`: architectures, targets and per-architecture reference scores."""
+        pick = np.asarray(rows, dtype=int)
+        references = {k: np.asarray(v, dtype=float)[pick] for k, v in (self.meta.get("reference_scores") or {}).items()}
+        ids = self.meta.get("arch_ids")
+        meta = {**self.meta, "reference_scores": references, **({"arch_ids": [ids[i] for i in rows]} if ids else {})}
+        return dataclasses.replace(self, archs=[self.archs[i] for i in rows],
+                                   targets={t: v[pick] for t, v in self.targets.items()}, meta=meta)
+
 
 def split_indices(n: int, seed: int, search_fraction: float = 0.6) -> tuple[list[int], list[int]]:
     """Seeded split of row indices into a search part and a held-out test part."""

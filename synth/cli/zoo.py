@@ -76,11 +76,10 @@ def run(args: argparse.Namespace, out) -> int:
     if args.space and args.space not in (space.name, space.source):
         out.error(f"--space {args.space}: benchmark {bench.name!r} holds architectures of space {space.name!r}")
         return 2
-    ids = bench.meta.get("arch_ids") or [arch_key(a) for a in bench.archs]
     if args.sample and args.sample < len(bench):
-        rows = sorted(np.random.default_rng(args.sample_seed).choice(len(bench), args.sample, replace=False).tolist())
-        bench, ids = subset(bench, rows), [ids[i] for i in rows]
+        bench = bench.subset(sorted(np.random.default_rng(args.sample_seed).choice(len(bench), args.sample, replace=False).tolist()))
     archs = bench.archs
+    ids = bench.meta.get("arch_ids") or [arch_key(a) for a in archs]
     entries = resolve_proxies([p.strip() for p in args.proxies.split(",") if p.strip()] if args.proxies else None, space)
     overrides = {"dataset": args.probe_data, "batch_size": args.probe_batch, "seed": args.probe_seed, "init_seed": args.init_seed}
     probe = replace(default_probe(bench, space), **{k: v for k, v in overrides.items() if v is not None})
@@ -108,18 +107,6 @@ def run(args: argparse.Namespace, out) -> int:
     if args.json_file:
         out.info(f"wrote {args.json_file}")
     return 0
-
-
-def subset(bench, rows: list[int]):
-    """`bench` restricted to `rows`: architectures, targets and any per-architecture reference scores."""
-    from dataclasses import replace
-
-    import numpy as np
-
-    pick = np.asarray(rows)
-    references = {k: np.asarray(v, dtype=float)[pick] for k, v in (bench.meta.get("reference_scores") or {}).items()}
-    return replace(bench, archs=[bench.archs[i] for i in rows], targets={t: v[pick] for t, v in bench.targets.items()},
-                   meta={**bench.meta, "reference_scores": references})
 
 
 def render_table(report: dict, tasks: list[str], out) -> None:
