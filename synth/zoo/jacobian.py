@@ -18,16 +18,14 @@ import math
 
 import numpy as np
 import torch
-import torch.nn as nn
 
 from synth.zoo import register_proxy
+from synth.zoo.expressivity import activation_modules
 from synth.zoo.saliency import _working_copy
 
-__all__ = ["jacov", "nwot", "epe_nas", "ACTIVATIONS"]
+__all__ = ["jacov", "nwot", "epe_nas"]
 
 _K = 1e-5  # NASLib's regulariser inside the logs of jacov and epe_nas
-# activation layers whose inputs nwot binarises (input > 0): ReLU for CNNs, GELU for ViTs
-ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU)
 
 
 def _input_jacobians(model, inputs):
@@ -113,8 +111,8 @@ def epe_nas(model, inputs, targets, loss_fn) -> float:
 def nwot(model, inputs, targets, loss_fn) -> float:
     """log |det K_H|, K_H[i, j] = number of activation units where samples i and j agree.
 
-    A unit is the input of an activation layer (every `nn.ReLU`, also ReLU6,
-    LeakyReLU and GELU, so it works on ViTs), binarised as c = (input > 0); all
+    A unit is the input of an activation layer (every module that
+    `synth.zoo.expressivity.activation_modules` finds: ReLU for CNNs, GELU for ViTs), binarised as c = (input > 0); all
     layers' units are pooled, so K_H = sum_layers [c c^T + (1 - c)(1 - c)^T], which
     is the number of units minus the Hamming distance of the codes. -inf when
     K_H is singular (NASLib stores -inf too). Activations applied as functions
@@ -130,7 +128,7 @@ def nwot(model, inputs, targets, loss_fn) -> float:
         code = (args[0].detach().reshape(args[0].shape[0], -1) > 0).double()
         kernel = kernel + code @ code.T + (1 - code) @ (1 - code).T
 
-    handles = [m.register_forward_pre_hook(count) for m in net.modules() if isinstance(m, ACTIVATIONS)]
+    handles = [m.register_forward_pre_hook(count) for m in activation_modules(net)]
     try:
         with torch.no_grad():
             net(inputs)
