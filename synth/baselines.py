@@ -11,10 +11,12 @@ import json
 
 import numpy as np
 
-__all__ = ["size_baselines"]
+__all__ = ["size_baselines", "arch_size"]
 
 
-def _measure(space, arch) -> list[float]:
+def arch_size(space, arch, flops: bool = True) -> list[float]:
+    """[parameter count, multiply-adds of one image (None unless `flops`)] of `arch`, measured on the
+    meta device: nothing is initialised or computed, so it costs one network construction."""
     import torch
 
     from synth.space import count_params
@@ -23,7 +25,7 @@ def _measure(space, arch) -> list[float]:
     size, chans = space.fixed.get("img_size", 224), space.fixed.get("in_chans", 3)
     with torch.device("meta"):
         model = space.build(arch)
-    return [float(count_params(model)), multiply_adds(model, (1, chans, size, size))]
+    return [float(count_params(model)), multiply_adds(model, (1, chans, size, size)) if flops else None]
 
 
 def size_baselines(space, archs) -> dict[str, np.ndarray]:
@@ -41,7 +43,7 @@ def size_baselines(space, archs) -> dict[str, np.ndarray]:
     table = known.get(identity, {})
     missing = [a for a in archs if arch_key(a) not in table]
     for arch in missing:
-        table[arch_key(arch)] = _measure(space, arch)
+        table[arch_key(arch)] = arch_size(space, arch)
     if missing:
         write_json(path, {**known, identity: table})
     values = np.asarray([table[arch_key(a)] for a in archs], dtype=float).reshape(len(archs), 2)

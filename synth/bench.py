@@ -13,6 +13,7 @@ killed build resumes without retraining what it finished.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -21,12 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from synth.errors import BenchError
+from synth.errors import BenchError, InputError, SpaceError
 from synth.resources import resource_dir
 from synth.space import SearchSpace, arch_key, count_params
 
 __all__ = [
-    "Benchmark", "load_benchmark", "benchmark_space", "split_indices", "build_benchmark", "seed_noise_summary", "DEFAULT_BENCHMARK", "FORMAT",
+    "Benchmark", "load_benchmark", "benchmark_space", "split_indices", "build_benchmark", "load_arch_file", "seed_noise_summary",
+    "DEFAULT_BENCHMARK", "FORMAT",
 ]
 
 FORMAT = "synth-benchmark/1"
@@ -155,35 +157,139 @@ def _synth_benchmark(path: Path, raw: dict, tasks) -> Benchmark:
 # ---------------------------------------------------------------- building
 
 
+def load_arch_file(path, space: SearchSpace) -> list[dict]:
+    """The distinct architectures listed in `path`, in file order, each checked against `space`.
+
+    Accepted: a JSON list of architectures, a JSON object with an 'archs' list, a `synth search`
+    result (an object whose 'top' items each hold an 'arch'), or JSONL with one architecture per
+    line. A repeated architecture is kept once, so it is trained once. InputError names the file
+    and the item or line of the first bad entry.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the architecture file ({exc.strerror})") from None
+    archs: dict[str, dict] = {}
+    for where, item in _arch_items(path, text):
+        if not isinstance(item, dict):
+            raise InputError(f"{path}: {where}: expected an architecture (a mapping), got {type(item).__name__}")
+        try:
+            space.validate(item)
+        except SpaceError as exc:
+            raise InputError(f"{path}: {where}: {exc}") from None
+        archs.setdefault(arch_key(item), item)
+    if not archs:
+        raise InputError(f"{path}: no architectures in the file")
+    return list(archs.values())
+
+
+def _arch_items(path: Path, text: str) -> list[tuple[str, object]]:
+    """(where, item) for every entry of an architecture file, `where` naming it for error messages."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError:
+        return _jsonl_items(path, text)
+    if isinstance(raw, list):
+        return [(f"item {i}", item) for i, item in enumerate(raw)]
+    if isinstance(raw, dict) and "archs" in raw:
+        return [(f"archs[{i}]", item) for i, item in enumerate(_listed(path, raw, "archs"))]
+    if isinstance(raw, dict) and "top" in raw:
+        top = _listed(path, raw, "top")
+        return [(f"top[{i}].arch", entry.get("arch") if isinstance(entry, dict) else entry) for i, entry in enumerate(top)]
+    return [("line 1", raw)]  # JSONL holding a single architecture
+
+
+def _listed(path: Path, raw: dict, key: str) -> list:
+    if not isinstance(raw[key], list):
+        raise InputError(f"{path}: {key!r} must be a list")
+    return raw[key]
+
+
+def _jsonl_items(path: Path, text: str) -> list[tuple[str, object]]:
+    items = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            items.append((f"line {number}", json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{number}: not valid JSON ({exc.msg}); an architecture file is JSON (a list, "
+                             "{'archs': [...]} or a search.json) or JSONL (one architecture per line)") from None
+    return items
+
+
 def _train_job(job):
     """Worker: train one (architecture, seed) pair. Module-level so it pickles for a process pool."""
     import time
 
     import torch
 
-    from synth.datasets import load_dataset
-    from synth.space import load_space
-    from synth.train import Recipe, train_and_evaluate
+    from synth.train import train_and_evaluate, training_data
 
-    space_file, arch, seed, recipe_dict = job
+    space, arch, seed, recipe, device = job
     torch.set_num_threads(1)
-    recipe = Recipe(**recipe_dict)
     start = time.perf_counter()
-    data = load_dataset(recipe.dataset, recipe.split_seed, recipe.test_fraction)
-    acc = train_and_evaluate(load_space(space_file), arch, seed, recipe, data)
-    return {"key": arch_key(arch), "seed": seed, "acc": acc, "seconds": time.perf_counter() - start}
+    data = training_data(recipe, space)  # cached per process: read once per worker
+    acc = train_and_evaluate(space, arch, seed, recipe, data, device=device)
+    return {"key": arch_key(arch), "seed": seed, "acc": acc, "seconds": time.perf_counter() - start, "device": device}
 
 
-def _read_partial(path: Path) -> dict[tuple[str, int], dict]:
+def _provenance(recipe, source: dict) -> dict:
+    """What every record of one build shares, stored in each partial record: the recipe plus the digest
+    of the dataset's files from `source` (when it is a path), and a digest of both for a quick comparison.
+
+    A resumed build compares digests so results of another recipe or other data are never mixed in,
+    and compares the recipes field by field to say what differs.
+    """
+    identity = {**recipe.to_dict(), **({"data_digest": source["digest"]} if "digest" in source else {})}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    return {"recipe_digest": digest, "recipe": identity}
+
+
+def _finished_records(partial: Path, provenance: dict) -> dict[tuple[str, int], dict]:
+    """{(arch key, seed): record} of the complete records in `partial`, all made with `provenance`'s recipe.
+
+    A line cut short by a kill is skipped (that job runs again); a record of another recipe is an InputError.
+    """
     done = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a kill: that job simply runs again
-            done[(record["key"], record["seed"])] = record
+    if not partial.is_file():
+        return done
+    for line in partial.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("recipe_digest") != provenance["recipe_digest"]:
+            raise InputError(_recipe_mismatch(partial, record.get("recipe"), provenance["recipe"]))
+        done[(record["key"], record["seed"])] = record
     return done
+
+
+def _recipe_mismatch(partial: Path, theirs: dict | None, ours: dict) -> str:
+    """The message for a partial file made with another recipe: which fields differ, and what to do."""
+    if theirs is None:
+        what = "holds records without a recipe (written by an older synth)"
+    else:
+        changed = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        differ = "; ".join(f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} now" for k in changed)
+        what = f"was made with a different recipe ({differ})"
+    return (f"{partial} {what}; its results cannot be mixed with this build's. "
+            f"Use another --out, or delete {partial} to start over")
+
+
+def _partial_for_appending(partial: Path):
+    """`partial` open for appending, after ending a last line cut short by a kill, so that line stays
+    its own (skipped) line instead of swallowing the next record."""
+    cut = False
+    if partial.is_file() and partial.stat().st_size:
+        with partial.open("rb") as f:
+            f.seek(-1, os.SEEK_END)
+            cut = f.read(1) != b"\n"
+    sink = partial.open("a")
+    if cut:
+        sink.write("\n")
+    return sink
 
 
 def build_benchmark(
@@ -195,52 +301,52 @@ def build_benchmark(
     workers: int = 1,
     progress=None,
     meta: dict | None = None,
+    device: str = "cpu",
 ) -> dict:
     """Train every architecture with every seed, write the benchmark JSON to `out`, return it.
 
-    Finished jobs are appended to `out` + '.partial.jsonl' and skipped on a rerun.
-    `progress(done, total)` is called after each job when given; `meta` is
-    recorded in the file (e.g. how the architectures were sampled).
+    Each finished job is appended to `out` + '.partial.jsonl' with the recipe it was made with and
+    skipped on a rerun with the same recipe; a rerun with another recipe or other data is an
+    InputError. A repeated architecture is trained once (its rows share the results).
+    `device` is 'cpu' or 'cuda' (then `workers` must be 1). `progress(done, total)` is called
+    after each job when given; `meta` is recorded in the file (e.g. how the architectures were chosen).
     """
+    from synth.datasets import dataset_name, dataset_source
+    from synth.train import checked_device, training_data
+
+    if device != "cpu" and workers > 1:
+        raise InputError(f"--workers {workers} with device {device!r}: training on a GPU uses one process (--workers 1)")
+    device = checked_device(device)
+    training_data(recipe, space)  # bad data fails here, once, rather than in every job
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial.jsonl")
-    done = _read_partial(partial)
-    jobs = [
-        (space.source, arch, seed, recipe.to_dict())
-        for arch in archs
-        for seed in seeds
-        if (arch_key(arch), seed) not in done
-    ]
-    total = len(archs) * len(seeds)
+    source = dataset_source(recipe.dataset)
+    provenance = _provenance(recipe, source)
+    done = _finished_records(partial, provenance)
+    todo = {(arch_key(arch), seed): (space, arch, seed, recipe, device) for arch in archs for seed in seeds}
+    jobs = [job for key, job in todo.items() if key not in done]
+    finished, total = len(todo) - len(jobs), len(todo)
     if progress:
-        progress(total - len(jobs), total)
-    with partial.open("a") as sink:
+        progress(finished, total)
+    with _partial_for_appending(partial) as sink:
         for record in _run_jobs(jobs, workers):
+            record = {**record, **provenance}
             done[(record["key"], record["seed"])] = record
             sink.write(json.dumps(record) + "\n")
             sink.flush()
+            finished += 1
             if progress:
-                progress(len(done), total)
-    task = recipe.dataset
-    rows = []
-    for arch in archs:
-        records = [done[(arch_key(arch), seed)] for seed in seeds]
-        accs = [r["acc"] for r in records]
-        rows.append(
-            {
-                "arch": arch,
-                "params": count_params(space.build(arch)),
-                "acc": {task: float(np.mean(accs))},
-                "seed_acc": {task: accs},
-                "train_seconds": float(sum(r["seconds"] for r in records)),
-            }
-        )
+                progress(finished, total)
+    task = dataset_name(recipe.dataset)
+    rows = [_row(space, arch, [done[(arch_key(arch), seed)] for seed in seeds], task) for arch in archs]
     bench = {
         "format": FORMAT,
         "space": space.name,
         "tasks": [task],
         "recipe": recipe.to_dict(),
+        "dataset": source,
+        "device": ", ".join(sorted({done[key]["device"] for key in todo})),
         "seeds": list(seeds),
         **(meta or {}),
         "rows": rows,
@@ -249,6 +355,18 @@ def build_benchmark(
     tmp.write_text(json.dumps(bench, indent=1))
     os.replace(tmp, out)
     return bench
+
+
+def _row(space: SearchSpace, arch: dict, records: list[dict], task: str) -> dict:
+    """One benchmark row: the architecture, its size, and its accuracy per seed (in seed order) and mean."""
+    accs = [r["acc"] for r in records]
+    return {
+        "arch": arch,
+        "params": count_params(space.build(arch)),
+        "acc": {task: float(np.mean(accs))},
+        "seed_acc": {task: accs},
+        "train_seconds": float(sum(r["seconds"] for r in records)),
+    }
 
 
 def _run_jobs(jobs, workers):

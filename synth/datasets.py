@@ -1,17 +1,25 @@
-"""Datasets that ship inside PyPI packages, and the probe batch drawn from them.
+"""Datasets for training and probing: packaged ones, and the user's own images.
 
 No dataset can be downloaded on the machines synth targets first, so the
 embedded benchmark trains on scikit-learn's digits (1,797 8x8 grey images of
-handwritten digits, 10 classes), which ships inside scikit-learn.
+handwritten digits, 10 classes), which ships inside scikit-learn. A user's data
+is a folder of images (class subfolders give labels) or a `.pt`/`.pth` tensor
+file; every source is split into train and test parts the same seeded way.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from synth.errors import InputError
 
-__all__ = ["ImageData", "load_dataset", "probe_batch", "probe_from_path", "DATASETS"]
+__all__ = [
+    "ImageData", "load_dataset", "dataset_name", "dataset_source", "data_digest", "probe_batch", "probe_from_path", "DATASETS",
+]
 
 
 @dataclass(frozen=True)
@@ -26,7 +34,8 @@ class ImageData:
     num_classes: int
 
 
-def _digits(split_seed: int, test_fraction: float) -> ImageData:
+def _digits(size: int | None, channels: int | None):
+    """(images, labels, number of classes) of scikit-learn's digits, scaled to [-1, 1]."""
     import torch
     from sklearn.datasets import load_digits
 
@@ -34,20 +43,107 @@ def _digits(split_seed: int, test_fraction: float) -> ImageData:
     images = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0  # pixel values 0..16
     images = (images - 0.5) / 0.5
     labels = torch.tensor(bunch.target, dtype=torch.long)
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(split_seed))
-    n_test = int(round(test_fraction * len(labels)))
-    test, train = order[:n_test], order[n_test:]
-    return ImageData("digits", images[train], labels[train], images[test], labels[test], 10)
+    return _fitted(images, size, channels, "digits"), labels, 10
 
 
 DATASETS = {"digits": _digits}
 
 
-def load_dataset(name: str, split_seed: int = 0, test_fraction: float = 0.3) -> ImageData:
-    """Dataset `name`, split into train/test by a seeded permutation."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
-    return DATASETS[name](split_seed, test_fraction)
+def load_dataset(name_or_path, split_seed: int = 0, test_fraction: float = 0.3, size: int | None = None,
+                 channels: int | None = None) -> ImageData:
+    """Dataset `name_or_path`, split into train/test by a seeded permutation (the same way for every source).
+
+    `name_or_path` is a packaged dataset (digits), a folder of images (class subfolders give
+    labels) or a tensor file with labels. Images are resized to `size` x `size` and must have
+    `channels` channels when these are given (a folder's images are converted to them).
+    Loaded once per process for the same arguments and unchanged files, so a worker that
+    trains many architectures reads an image folder once.
+    """
+    source = str(name_or_path)
+    digest = None if source in DATASETS else data_digest(_existing_path(source))
+    return _cached_dataset(source, split_seed, test_fraction, size, channels, digest)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_dataset(source: str, split_seed: int, test_fraction: float, size, channels, digest) -> ImageData:
+    """`load_dataset`'s work; `digest` (of the files, unused here) is in the cache key so edited data is reloaded."""
+    import torch
+
+    if source in DATASETS:
+        images, labels, num_classes = DATASETS[source](size, channels)
+    else:
+        images, labels, num_classes = _user_data(Path(source), size, channels)
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(split_seed))
+    n_test = int(round(test_fraction * len(labels)))
+    if not 0 < n_test < len(labels):
+        raise InputError(f"{source}: {len(labels)} images and test fraction {test_fraction} "
+                         "leave no train or no test images")
+    test, train = order[:n_test], order[n_test:]
+    return ImageData(dataset_name(source), images[train], labels[train], images[test], labels[test], num_classes)
+
+
+def _user_data(path: Path, size: int | None, channels: int | None):
+    """(images, labels, number of classes) of a folder of images or a tensor file with labels."""
+    import torch
+
+    if path.is_dir():
+        if size is None or channels is None:
+            raise ValueError("a folder of images needs the size and channels to convert its images to")
+        files, labels, classes = _images_of(path)
+        images = _normalise(torch.stack([_load_image(f, size, channels) for f in files]))
+        labels, num_classes = torch.tensor(labels), len(classes)
+    elif path.suffix.lower() in TENSOR_SUFFIXES:
+        images, labels = _tensor_file(path)
+        if labels is None:
+            raise InputError(f"{path}: training needs labels: save a dict with 'images' and 'labels', "
+                             "or an (images, labels) pair")
+        if labels.numel() and int(labels.min()) < 0:
+            raise InputError(f"{path}: labels must be 0 or more; found {int(labels.min())}")
+        images, num_classes = _fitted(images, size, channels, path), (int(labels.max()) + 1 if labels.numel() else 0)
+    else:
+        raise InputError(f"{path}: a dataset must be a folder of images or a tensor file ({', '.join(TENSOR_SUFFIXES)})")
+    if len(labels.unique()) < 2:
+        raise InputError(f"{path}: training needs images of at least two classes (class subfolders, or two labels)")
+    return images, labels, num_classes
+
+
+def _existing_path(source: str) -> Path:
+    """`source` as a path, checked to exist, so a mistyped dataset name fails with a message saying what is accepted."""
+    path = Path(source)
+    if not path.exists():
+        raise InputError(f"dataset {source!r}: neither a packaged dataset ({', '.join(DATASETS)}) "
+                         "nor an existing folder or tensor file")
+    return path
+
+
+def dataset_name(name_or_path) -> str:
+    """The task name of a dataset: a packaged dataset's name, else the folder's name or the file's stem."""
+    source = str(name_or_path)
+    if source in DATASETS:
+        return source
+    path = Path(source)
+    return path.name if path.is_dir() else path.stem
+
+
+def dataset_source(name_or_path) -> dict:
+    """Where a dataset came from, for the record: a packaged name, or a path with a digest of its files."""
+    source = str(name_or_path)
+    if source in DATASETS:
+        return {"source": source}
+    path = _existing_path(source)
+    return {"source": str(path.resolve()), "digest": data_digest(path)}
+
+
+def data_digest(path) -> str:
+    """sha256 (16 hex digits) of a file's or folder's listing: relative names, sizes, modification times.
+
+    Reads no file content, so it is cheap enough to compute before every use, and it changes
+    when a file is added, removed, replaced or edited.
+    """
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    listing = [[str(p.relative_to(path) if path.is_dir() else p.name), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    return hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:16]
 
 
 def probe_batch(name: str = "digits", batch_size: int = 64, seed: int = 0):
@@ -68,8 +164,6 @@ TENSOR_SUFFIXES = (".pt", ".pth")
 
 def _images_of(folder):
     """(image paths, labels, class names): class subfolders (sorted) give labels; a flat folder gives label 0."""
-    from pathlib import Path
-
     folder = Path(folder)
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
     places = [(folder / c, i) for i, c in enumerate(classes)] if classes else [(folder, 0)]
@@ -114,7 +208,7 @@ def _tensor_file(path):
     try:
         raw = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad archive
-        raise InputError(f"{path}: cannot be read as a probe tensor file ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"{path}: cannot be read as a tensor file ({type(exc).__name__}: {exc})") from None
     if isinstance(raw, dict):
         inputs = raw.get("inputs", raw.get("images"))
         targets = raw.get("targets", raw.get("labels"))
@@ -130,6 +224,18 @@ def _tensor_file(path):
     return inputs.float(), (None if targets is None else targets.long())
 
 
+def _fitted(images, size: int | None, channels: int | None, source):
+    """`images` (N, C, H, W) resized (bilinear) to `size` x `size` if given and different; their
+    channel count must equal `channels` if given (InputError naming `source` otherwise)."""
+    import torch.nn.functional as F
+
+    if channels is not None and images.shape[1] != channels:
+        raise InputError(f"{source}: images have {images.shape[1]} channels; the space's networks take {channels}")
+    if size is not None and images.shape[-2:] != (size, size):
+        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+    return images
+
+
 def probe_from_path(path, batch_size: int, seed: int, size: int, channels: int, num_classes: int):
     """The probe from a user's data: a folder of images (class subfolders give labels) or a tensor file.
 
@@ -137,10 +243,7 @@ def probe_from_path(path, batch_size: int, seed: int, size: int, channels: int, 
     space's `size` and normalised; a tensor file's values are used as they are (resized
     only if their size differs). Missing labels are drawn from `num_classes` with `seed`.
     """
-    from pathlib import Path
-
     import torch
-    import torch.nn.functional as F
 
     path = Path(path)
     generator = torch.Generator().manual_seed(seed)
@@ -152,11 +255,7 @@ def probe_from_path(path, batch_size: int, seed: int, size: int, channels: int, 
     elif path.suffix.lower() in TENSOR_SUFFIXES:
         inputs, targets = _tensor_file(path)
         pick = torch.randperm(inputs.shape[0], generator=generator)[:batch_size]
-        inputs = inputs[pick]
-        if inputs.shape[1] != channels:
-            raise InputError(f"{path}: images have {inputs.shape[1]} channels; the space's networks take {channels}")
-        if inputs.shape[-2:] != (size, size):
-            inputs = F.interpolate(inputs, size=(size, size), mode="bilinear", align_corners=False)
+        inputs = _fitted(inputs[pick], size, channels, path)
         targets = targets[pick] if targets is not None else torch.randint(0, num_classes, (len(pick),), generator=generator)
     else:
         raise InputError(f"{path}: probe data must be a folder of images or a tensor file ({', '.join(TENSOR_SUFFIXES)})")

@@ -54,6 +54,9 @@ def _row_subset(n_rows, max_rows, seed):
 def collect_statistics(model, inputs, targets, wanted, max_rows=None, row_seed=0):
     """Per-layer tensors of one forward and backward pass with cross-entropy.
 
+    Only what `wanted` needs is run: no backward pass when no gradient is
+    wanted, no pass at all for weights alone.
+
     `wanted` is an iterable of names 'kind.quantity' (kind msa or mlp;
     quantity weight, weight_grad, input or output_grad). Returns
     {name: Layers}. Activations and output gradients are flattened to
@@ -93,11 +96,16 @@ def collect_statistics(model, inputs, targets, wanted, max_rows=None, row_seed=0
                 handles.append(module.register_forward_hook(keep_input((kind, i))))
             if f"{kind}.output_grad" in wanted:
                 handles.append(module.register_full_backward_hook(keep_output_grad((kind, i))))
+    needs_backward = any(name.split(".")[1] in ("weight_grad", "output_grad") for name in wanted)
+    needs_forward = needs_backward or any(name.endswith(".input") for name in wanted)
     try:
         model.zero_grad(set_to_none=True)
         model.train()
-        loss = F.cross_entropy(model(inputs), targets)
-        loss.backward()
+        if needs_backward:
+            F.cross_entropy(model(inputs), targets).backward()
+        elif needs_forward:
+            with torch.no_grad():  # activations only: no graph, no backward pass
+                model(inputs)
     finally:
         for handle in handles:
             handle.remove()

@@ -47,13 +47,12 @@ class Probe:
     def fingerprint(self) -> dict:
         """What identifies the probe's numbers in a cache key: its settings, plus a digest of the
         user's data file or folder (names, sizes and modification times) when it is a path."""
+        from synth.datasets import data_digest
+
         if not self.is_path():
             return self.to_dict()
         path = Path(self.dataset)
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        listing = [[str(p.relative_to(path) if path.is_dir() else p.name), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
-        digest = hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:16]
-        return {**self.to_dict(), "dataset": str(path.resolve()), "data_digest": digest}
+        return {**self.to_dict(), "dataset": str(path.resolve()), "data_digest": data_digest(path)}
 
     def batch(self, space: SearchSpace):
         """(inputs, targets) for networks of `space`."""

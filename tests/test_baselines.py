@@ -26,3 +26,38 @@ def test_flops_by_hand_for_a_tiny_vit():
         + d * 10  # head
     )
     assert size_baselines(load_space("vit-digits"), [arch])["flops"][0] == pytest.approx(macs)
+
+
+def test_flops_of_networks_that_pass_tuples_between_modules():
+    """PiT's stages pass (tokens, class tokens) tuples; the counter must see through them
+    (it failed on them under no_grad). Two linear layers on a tuple, counted by hand."""
+    import torch.nn as nn
+
+    from synth.zoo.size import multiply_adds
+
+    class Pair(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(6, 4), nn.Linear(6, 3)
+
+        def forward(self, pair):
+            x, y = pair
+            return self.a(x), self.b(y)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.token = nn.Parameter(torch.zeros(1, 2, 6))
+            self.pair = Pair()
+
+        def forward(self, x):
+            return self.pair((x, self.token.expand(x.shape[0], -1, -1)))
+
+    import torch
+
+    with torch.device("meta"):
+        net = Net()
+    assert multiply_adds(net, (1, 5, 6)) == 5 * 6 * 4 + 2 * 6 * 3
+    pit = load_space("pit")
+    sizes = size_baselines(pit, pit.sample_distinct(2, seed=0))
+    assert (sizes["flops"] > 1e8).all() and (sizes["params"] > 1e6).all()

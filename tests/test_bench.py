@@ -79,12 +79,13 @@ def test_killed_build_resumes_without_retraining(tmp_path, monkeypatch):
     archs = space.sample_distinct(2, seed=0)
     recipe = Recipe(epochs=1)
     out = tmp_path / "bench.json"
-    # a previous build finished (arch 0, seed 0) and was killed mid-way through the next line
-    partial = out.with_name(out.name + ".partial.jsonl")
-    partial.write_text(json.dumps({"key": arch_key(archs[0]), "seed": 0, "acc": 12.5, "seconds": 1.0}) + "\n" + '{"key": "cut')
-    trained = []
-
     import synth.bench as bench_module
+
+    # a previous build with the same recipe finished (arch 0, seed 0) and was killed mid-way through the next line
+    partial = out.with_name(out.name + ".partial.jsonl")
+    record = {"key": arch_key(archs[0]), "seed": 0, "acc": 12.5, "seconds": 1.0, "device": "cpu", **bench_module._provenance(recipe, {"source": "digits"})}
+    partial.write_text(json.dumps(record) + "\n" + '{"key": "cut')
+    trained = []
 
     real_job = bench_module._train_job
 
@@ -99,6 +100,8 @@ def test_killed_build_resumes_without_retraining(tmp_path, monkeypatch):
     assert 0 <= result["rows"][1]["acc"]["digits"] <= 100
     assert json.loads(out.read_text())["rows"][1]["arch"] == archs[1]
     assert not math.isnan(load_benchmark(str(out)).targets["digits"][1])
+    lines = partial.read_text().splitlines()
+    assert lines[1] == '{"key": "cut' and json.loads(lines[2])["key"] == arch_key(archs[1])  # the cut line did not swallow the new record
 
 
 def test_embedded_benchmark_reproduces_from_its_recipe():

@@ -16,7 +16,7 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from synth.cli import bench, evolve, zoo
+    from synth.cli import bench, evolve, search, zoo
 
     parser = argparse.ArgumentParser(
         prog="synth",
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     evolve.add_parser(commands)
     bench.add_parser(commands)
     zoo.add_parser(commands)
+    search.add_parser(commands)
     return parser
 
 

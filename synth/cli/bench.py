@@ -11,19 +11,34 @@ __all__ = ["add_parser"]
 def add_parser(subparsers) -> None:
     bench = subparsers.add_parser("bench", help="build and inspect benchmarks (ground truth)")
     actions = bench.add_subparsers(dest="bench_command", metavar="ACTION", required=True)
+    _add_build(actions)
+
+
+def _add_build(actions) -> None:
     build = actions.add_parser(
         "build",
         help="train architectures of a space with several seeds and write a benchmark JSON",
-        description="Train N architectures sampled from a space, each with every seed, on a dataset that "
-        "ships in a package, and write architectures, mean and per-seed accuracies and the recipe. "
-        "A killed build resumes from OUT.partial.jsonl.",
+        description="Train architectures of a space (sampled, or listed in a file), each with every seed, on "
+        "digits or your own images, on the CPU or a GPU, and write architectures, mean and per-seed accuracies, "
+        "the recipe and the data's source. Results are appended to OUT.partial.jsonl as they finish; a killed "
+        "build resumes from it without retraining them.",
     )
     build.add_argument("--space", default="vit-digits", help="space name or YAML path (default: vit-digits)")
-    build.add_argument("--archs", type=int, default=120, help="number of distinct architectures (default: 120)")
+    which = build.add_mutually_exclusive_group()
+    which.add_argument("--archs", type=int, default=120, help="sample this many distinct architectures (default: 120)")
+    which.add_argument("--arch-file", type=Path, metavar="FILE",
+                       help="train these architectures instead: a JSON list, {\"archs\": [...]}, a search.json "
+                       "(its \"top\" entries) or JSONL with one per line")
     build.add_argument("--arch-seed", type=int, default=0, help="seed for sampling architectures (default: 0)")
-    build.add_argument("--seeds", default="0,1,2", help="training seeds, comma-separated (default: 0,1,2)")
+    build.add_argument("--dataset", metavar="NAME|PATH",
+                       help="digits, a folder of images (class subfolders give labels) or a .pt/.pth file with images "
+                       "and labels; overrides the recipe's (default: digits)")
+    build.add_argument("--recipe", type=Path, metavar="FILE", help="YAML or JSON file of training recipe fields "
+                       "(epochs, batch_size, optimizer, lr, ...); fields left out keep their defaults")
     build.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
-    build.add_argument("--workers", type=int, default=2, help="parallel training processes (default: 2)")
+    build.add_argument("--seeds", default="0,1,2", help="training seeds, comma-separated (default: 0,1,2)")
+    build.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="train on the CPU or a CUDA GPU (default: cpu)")
+    build.add_argument("--workers", type=int, default=None, help="parallel training processes (default: 2 on cpu, 1 on cuda)")
     build.add_argument("--out", type=Path, required=True, help="output benchmark JSON")
     build.set_defaults(handler=run_build)
 
@@ -31,15 +46,15 @@ def add_parser(subparsers) -> None:
 def run_build(args: argparse.Namespace, out) -> int:
     from synth.bench import build_benchmark, seed_noise_summary
     from synth.space import load_space
-    from synth.train import Recipe
 
     space = load_space(args.space)
-    archs = space.sample_distinct(args.archs, args.arch_seed)
-    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    recipe = Recipe(**({"epochs": args.epochs} if args.epochs else {}))
+    recipe = _recipe(args)
+    archs, chosen = _archs(args, space)
+    seeds = _seeds(args.seeds)
+    workers = args.workers or (1 if args.device == "cuda" else 2)
     with out.progress(f"training {len(archs)} archs x {len(seeds)} seeds", len(archs) * len(seeds)) as advance:
-        meta = {"sampling": {"method": "uniform per choice, distinct architectures", "arch_seed": args.arch_seed}}
-        bench = build_benchmark(space, archs, seeds, recipe, args.out, workers=args.workers, progress=advance, meta=meta)
+        bench = build_benchmark(space, archs, seeds, recipe, args.out, workers=workers, device=args.device,
+                                progress=advance, meta={"sampling": chosen})
     summary = seed_noise_summary(bench)
     if out.json_mode:
         out.json({"out": str(args.out), "rows": len(bench["rows"]), "noise": summary})
@@ -49,3 +64,39 @@ def run_build(args: argparse.Namespace, out) -> int:
         [[task, len(bench["rows"]), s["seed_std"], s["arch_std"], s["ratio"]] for task, s in summary.items()],
     )
     return 0
+
+
+def _recipe(args: argparse.Namespace):
+    """The recipe file's (or the default) recipe, with --epochs and --dataset applied over it."""
+    import dataclasses
+
+    from synth.train import Recipe
+
+    recipe = Recipe.from_file(args.recipe) if args.recipe else Recipe()
+    overrides = {"epochs": args.epochs, "dataset": args.dataset}
+    return dataclasses.replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _archs(args: argparse.Namespace, space) -> tuple[list[dict], dict]:
+    """(architectures to train, how they were chosen, for the benchmark file)."""
+    from synth.bench import load_arch_file
+    from synth.errors import InputError
+
+    if args.arch_file:
+        return load_arch_file(args.arch_file, space), {"method": "architecture file", "arch_file": str(args.arch_file)}
+    if args.archs < 1:
+        raise InputError(f"--archs {args.archs}: train at least one architecture")
+    archs = space.sample_distinct(args.archs, args.arch_seed)
+    return archs, {"method": "uniform per choice, distinct architectures", "arch_seed": args.arch_seed}
+
+
+def _seeds(text: str) -> list[int]:
+    from synth.errors import InputError
+
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise InputError(f"--seeds {text!r}: expected whole numbers separated by commas, e.g. 0,1,2") from None
+    if not seeds:
+        raise InputError("--seeds: give at least one training seed")
+    return seeds

@@ -27,7 +27,7 @@ from synth.space import SearchSpace, arch_key
 from synth.stats import Probe, cache_root
 from synth.zoo import ProxySpec, get_proxy, proxy_names
 
-__all__ = ["ZooEntry", "resolve_proxies", "load_exported_proxy", "score_architectures", "zoo_report"]
+__all__ = ["ZooEntry", "resolve_proxies", "load_exported_proxy", "score_architectures", "score_network", "zoo_report"]
 
 ZOO_FORMAT = 1  # bump when what a cached score means changes
 
@@ -125,7 +125,7 @@ def score_architectures(entries: list[ZooEntry], space: SearchSpace, archs: list
         if todo:
             model = space.build(arch, seed=probe.init_seed).to(device)
             for entry in todo:
-                known[f"{entry.name}@{entry.digest}"] = _score_once(entry, model, inputs, targets)
+                known[f"{entry.name}@{entry.digest}"] = score_network(entry, model, inputs, targets)
             del model
             if path:
                 write_json(path, known)
@@ -140,7 +140,7 @@ def score_architectures(entries: list[ZooEntry], space: SearchSpace, archs: list
     return out
 
 
-def _score_once(entry: ZooEntry, model, inputs, targets) -> list:
+def score_network(entry: ZooEntry, model, inputs, targets) -> list:
     """[score or None, seconds, error message or None] of one proxy on one network."""
     model.zero_grad(set_to_none=True)
     start = time.perf_counter()

@@ -51,10 +51,15 @@ def flops(model, inputs, targets, loss_fn) -> float:
 
 def multiply_adds(model, shape, dtype=None, device="meta") -> float:
     """Multiply-adds of `model` on one zero input of `shape`, counted by FlopCounterMode
-    (two FLOPs per multiply-add). On the meta device nothing is computed or allocated."""
+    (two FLOPs per multiply-add). On the meta device nothing is computed or allocated.
+
+    Autograd stays on: FlopCounterMode's module tracker hooks the gradients of
+    tensor tuples passed between modules (PiT's stages pass (tokens, class
+    tokens)) and fails on such tuples under `no_grad`.
+    """
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with torch.enable_grad(), FlopCounterMode(display=False) as counter:
         model(torch.zeros(shape, dtype=dtype or torch.float32, device=device))
     return counter.get_total_flops() / 2

@@ -1,0 +1,124 @@
+"""`synth search`: training-free architecture search with any proxy."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["add_parser"]
+
+EXAMPLES = """examples:
+  synth search --proxy runs/s1 --space autoformer-tiny --max-params 6M     # an evolved proxy (run directory)
+  synth search --proxy dss --space pit --max-params 10M --out runs/pit-dss  # a zoo proxy
+  synth search --proxy runs/s1/proxy.py --space vit-digits --seed 2
+  synth search --resume runs/pit-dss                                        # continue an interrupted search
+"""
+
+
+def add_parser(subparsers) -> None:
+    from synth.search import SearchConfig
+
+    d = SearchConfig()
+    p = subparsers.add_parser(
+        "search",
+        help="search a space for the architecture a proxy scores highest (training-free NAS)",
+        description="Evolutionary search (AutoFormer's: mutation and crossover over the space's choices, the best "
+        "architectures kept) scored by a zero-cost proxy instead of training. Budgets are enforced by redrawing "
+        "children that break them; every architecture is scored once. Writes OUT/search.json with the top-k "
+        "architectures (encoding, score, params, FLOPs) and the history; an interrupted search resumes.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--proxy", default=None, help="a zoo proxy name (synth zoo --list), an exported proxy.py, or a "
+                   "synth evolve run directory")
+    p.add_argument("--space", default=None, help="search space name or YAML file")
+    p.add_argument("--max-params", default=None, metavar="N", help="parameter budget, e.g. 6M (default: none)")
+    p.add_argument("--max-flops", default=None, metavar="N", help="budget of multiply-adds for one image, e.g. 1.5G (default: none)")
+    p.add_argument("--population", type=int, default=d.population, help=f"population size (default: {d.population})")
+    p.add_argument("--iterations", type=int, default=d.iterations, help=f"iterations (default: {d.iterations})")
+    p.add_argument("--parents", type=int, default=d.parents, help=f"best architectures that breed (default: {d.parents})")
+    p.add_argument("--mutations", type=int, default=d.mutations, help=f"children by mutation per iteration (default: {d.mutations})")
+    p.add_argument("--crossovers", type=int, default=d.crossovers, help=f"children by crossover per iteration (default: {d.crossovers})")
+    p.add_argument("--mutation-prob", type=float, default=d.mutation_prob, help=f"chance each choice is redrawn (default: {d.mutation_prob})")
+    p.add_argument("--top-k", type=int, default=d.top_k, help=f"architectures reported (default: {d.top_k})")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"search seed (default: {d.seed})")
+    p.add_argument("--out", type=Path, default=None, help="search directory (default: a new folder under runs/)")
+    p.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the search in DIR from its checkpoint")
+    p.add_argument("--workers", type=int, default=1, help="processes scoring architectures, one thread each (default: 1)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where networks run (default: cpu)")
+    p.add_argument("--probe-data", default=None, help="digits, gaussian, a folder of images or a tensor file "
+                   "(default: an evolve run's own probe when its space is this one, else gaussian)")
+    p.add_argument("--probe-batch", type=int, default=None, help="probe batch size (default: 64 for small images, 16 at 224 px)")
+    p.add_argument("--probe-seed", type=int, default=None, help="which images form the batch (default: 0)")
+    p.add_argument("--init-seed", type=int, default=None, help="torch seed of the networks' initial weights (default: 0)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, out) -> int:
+    from synth.rundir import new_run_dir
+    from synth.search import SearchConfig, parse_count, run_search
+    from synth.space import load_space
+
+    if args.resume is None and (args.proxy is None or args.space is None):
+        out.error("--proxy and --space are required (or --resume DIR)")
+        return 2
+    if args.workers < 1:
+        out.error("--workers must be at least 1")
+        return 2
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            out.error("--device cuda: no CUDA device is available")
+            return 2
+    space, config = None, None
+    if args.resume is None:
+        try:
+            config = SearchConfig(
+                population=args.population, iterations=args.iterations, parents=args.parents,
+                mutations=args.mutations, crossovers=args.crossovers, mutation_prob=args.mutation_prob,
+                top_k=args.top_k, seed=args.seed,
+                max_params=parse_count(args.max_params) if args.max_params else None,
+                max_flops=parse_count(args.max_flops) if args.max_flops else None,
+            ).validate()
+        except ValueError as exc:
+            out.error(str(exc))
+            return 2
+        space = load_space(args.space)
+    search_dir = args.resume or args.out or new_run_dir()
+    out.info(f"search directory: {search_dir}")
+    probe = {"dataset": args.probe_data, "batch_size": args.probe_batch, "seed": args.probe_seed, "init_seed": args.init_seed}
+    result = run_search(args.proxy, space, config, search_dir, probe, device=args.device, workers=args.workers,
+                        resume=args.resume is not None, progress=out.progress)
+    if out.json_mode:
+        out.json({k: result[k] for k in ("proxy", "space", "config", "top", "evaluated", "failed", "seconds")}
+                 | {"out": str(search_dir)})
+        return 0
+    render_top(result, out)
+    out.info(f"wrote {search_dir}/search.json ({result['evaluated']} architectures scored, "
+             f"{result['failed']} failed; {result['seconds']['this_session']:.0f} s)")
+    return 0
+
+
+def _budget(config: dict) -> str:
+    parts = [f"params <= {config['max_params']:.4g}" if config["max_params"] else "",
+             f"FLOPs <= {config['max_flops']:.4g}" if config["max_flops"] else ""]
+    return ", ".join(p for p in parts if p) or "no budget"
+
+
+def render_top(result: dict, out) -> None:
+    config = result["config"]
+    rows = [[t["rank"], t["score"], t["params"] / 1e6, t["flops"] / 1e9, _compact(t["arch"])] for t in result["top"]]
+    out.table(f"top {len(rows)} of {result['space']['name']} by {result['proxy']} ({_budget(config)}; "
+              f"seed {config['seed']}, {result['evaluated']} architectures scored)",
+              ["rank", "score", "params (M)", "GMACs", "architecture"], rows)
+    for message, count in result["errors"].items():
+        out.info(f"note: {count} architectures scored NaN: {message}")
+
+
+def _compact(arch: dict) -> str:
+    """'embed_dim=192 depth=13 mlp_ratio=[3.5,4,...]': an architecture on one line."""
+    def value(v):
+        return "[" + ",".join(f"{x:g}" if isinstance(x, float) else str(x) for x in v) + "]" if isinstance(v, list) else str(v)
+
+    return " ".join(f"{k}={value(v)}" for k, v in arch.items())

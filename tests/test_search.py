@@ -1,0 +1,198 @@
+"""`synth search`: variation operators, budgets, the memo, resumption, proxies of every kind, the CLI."""
+
+import itertools
+import json
+import random
+
+import pytest
+
+from synth.cli import main
+from synth.errors import InputError, RunDirError
+from synth.search import EVALUATED, SearchConfig, crossover, mutate, parse_count, run_search, search_probe
+from synth.space import arch_key, count_params, load_space
+
+SPACES = ["vit-digits", "autoformer-tiny", "pit", "nasbench201"]
+
+
+def vit_digits_params(arch):
+    """Parameter count of a vit-digits network worked out by hand from timm's ViT layout (patch 2,
+    1 channel, 16 patches + class token, 10 classes): embedding 5D, class token D, positions 17D,
+    final norm 2D, head 10D + 10, and per block with hidden width h = D * ratio:
+    norms 4D, qkv 3D^2 + 3D, proj D^2 + D, fc1 Dh + h, fc2 hD + D."""
+    d = arch["embed_dim"]
+    blocks = sum(4 * d * d + 2 * d * int(d * r) + 9 * d + int(d * r) for r in arch["mlp_ratio"])
+    return 35 * d + 10 + blocks
+
+
+def vit_digits_macs(arch):
+    """Multiply-adds of one 8x8 image through a vit-digits network by hand (17 tokens; see
+    tests/test_baselines.py): patch embedding, then per block qkv, attention, proj and the MLP, then the head."""
+    t, d = 17, arch["embed_dim"]
+    blocks = sum(t * d * 3 * d + 2 * t * t * d + t * d * d + 2 * t * d * int(d * r) for r in arch["mlp_ratio"])
+    return 16 * 4 * d + blocks + d * 10
+
+
+def small_config(**kw):
+    return SearchConfig(**{"population": 8, "iterations": 3, "parents": 4, "mutations": 4, "crossovers": 4, **kw})
+
+
+def test_hand_parameter_formula_matches_the_built_networks():
+    space = load_space("vit-digits")
+    for arch in space.sample_distinct(6, seed=1):
+        assert count_params(space.build(arch)) == vit_digits_params(arch)
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_mutation_and_crossover_give_legal_architectures(name):
+    space, rng = load_space(name), random.Random(0)
+    archs = space.sample_distinct(6, seed=0)
+    for _ in range(100):
+        a, b = rng.choice(archs), rng.choice(archs)
+        space.validate(mutate(space, a, 0.5, rng))
+        space.validate(crossover(space, a, b, rng))
+    assert all(mutate(space, a, 0.0, rng) == a for a in archs)
+
+
+def test_crossover_takes_every_choice_from_a_parent():
+    space, rng = load_space("vit-digits"), random.Random(3)
+    a = {"embed_dim": 8, "depth": 2, "mlp_ratio": [1.0, 1.0], "num_heads": [1, 1]}
+    b = {"embed_dim": 64, "depth": 4, "mlp_ratio": [4.0, 4.0, 4.0, 4.0], "num_heads": [4, 4, 4, 4]}
+    children = [crossover(space, a, b, rng) for _ in range(200)]
+    for child in children:
+        assert child["embed_dim"] in (8, 64) and child["depth"] in (2, 4)
+        for i, (ratio, heads) in enumerate(zip(child["mlp_ratio"], child["num_heads"])):
+            assert ratio in ({1.0, 4.0} if i < 2 else {4.0}) and heads in ({1, 4} if i < 2 else {4})
+    # both parents contribute, roughly half each
+    share = sum(c["embed_dim"] == 8 for c in children) / len(children)
+    assert 0.35 < share < 0.65
+
+
+def test_mutation_rate_is_the_chance_each_choice_is_redrawn():
+    space, rng = load_space("autoformer-tiny"), random.Random(0)
+    arch = space.sample(rng)
+    changed = total = 0
+    for _ in range(400):
+        child = mutate(space, {**arch, "depth": arch["depth"]}, 0.3, rng)
+        if child["depth"] != arch["depth"]:
+            continue
+        for ratio_a, ratio_c in zip(arch["mlp_ratio"], child["mlp_ratio"]):
+            changed += ratio_a != ratio_c
+            total += 1
+    # a redraw from two values changes the value half the time: 0.3 * 0.5
+    assert abs(changed / total - 0.15) < 0.02
+
+
+def test_parse_count():
+    assert parse_count("6M") == 6e6 and parse_count("1.5G") == 1.5e9 and parse_count("250k") == 2.5e5
+    assert parse_count("1e6") == 1e6
+    for bad in ("six", "-3M", "0"):
+        with pytest.raises(ValueError):
+            parse_count(bad)
+
+
+def test_search_respects_the_budget_scores_each_architecture_once_and_climbs(tmp_path):
+    """With #params as the proxy under a 30k budget, the search's best is the largest network within
+    the budget, or close to it; the true maximum is found by enumerating the space by hand."""
+    space = load_space("vit-digits")
+    budget = 30_000
+    best_possible = max(
+        p for d, depth in itertools.product([8, 16, 32, 64], [1, 2, 3, 4])
+        for ratios in itertools.combinations_with_replacement([1.0, 2.0, 4.0], depth)
+        if (p := vit_digits_params({"embed_dim": d, "mlp_ratio": list(ratios)})) <= budget)
+    config = SearchConfig(population=20, iterations=8, parents=5, mutations=8, crossovers=8, max_params=budget)
+    result = run_search("params", space, config, tmp_path / "s")
+    lines = [json.loads(x) for x in (tmp_path / "s" / EVALUATED).read_text().splitlines()]
+    keys = [r["key"] for r in lines]
+    assert len(keys) == len(set(keys)) == result["evaluated"] <= 20 + 8 * 16
+    for r in lines:
+        assert r["params"] == vit_digits_params(r["arch"]) <= budget
+        assert r["score"] == r["params"]
+    top = result["top"]
+    assert [t["score"] for t in top] == sorted((r["score"] for r in lines), reverse=True)[:5]
+    assert top[0]["params"] >= 0.97 * best_possible
+    assert [t["flops"] for t in top] == pytest.approx([vit_digits_macs(t["arch"]) for t in top])
+    history = [h["best_score"] for h in result["history"]]
+    assert history == sorted(history)  # elitist: the best never gets worse
+    assert all(space.decode(t["encoding"]) == t["arch"] for t in top)
+
+
+def test_impossible_budget_is_a_clear_error(tmp_path):
+    with pytest.raises(InputError, match="no architecture within the budget"):
+        run_search("params", load_space("vit-digits"), small_config(max_params=100, max_draws=20), tmp_path / "s")
+
+
+def test_killed_search_resumes_to_the_same_result(tmp_path, monkeypatch):
+    import synth.search as search_module
+
+    space, config = load_space("vit-digits"), small_config(seed=4)
+    whole = run_search("l2_norm", space, config, tmp_path / "whole")
+
+    real = search_module._score_in_worker
+    calls = []
+
+    def dies_after_13(arch):
+        calls.append(arch_key(arch))
+        if len(calls) > 13:
+            raise KeyboardInterrupt
+        return real(arch)
+
+    monkeypatch.setattr(search_module, "_score_in_worker", dies_after_13)
+    with pytest.raises(KeyboardInterrupt):
+        run_search("l2_norm", space, config, tmp_path / "cut")
+    monkeypatch.setattr(search_module, "_score_in_worker", real)
+    with pytest.raises(RunDirError, match="--resume"):
+        run_search("l2_norm", space, config, tmp_path / "cut")
+    first_part = (tmp_path / "cut" / EVALUATED).read_text()
+    resumed = run_search(None, None, None, tmp_path / "cut", resume=True)
+    assert (tmp_path / "cut" / EVALUATED).read_text().startswith(first_part)  # nothing lost or rescored
+    assert resumed["top"] == whole["top"] and resumed["history"] == whole["history"]
+    assert resumed["evaluated"] == whole["evaluated"]
+
+
+def test_exported_proxy_and_run_directory_with_its_probe(tmp_path):
+    space = load_space("vit-digits")
+    run = tmp_path / "run"
+    run.mkdir()
+    # a proxy file is the user's: it scores the sum of the probe inputs seen by the model's first layer
+    (run / "proxy.py").write_text(
+        "FORMULA = 'depth'\n"
+        "def score(model, inputs, targets):\n"
+        "    return float(len(model.blocks)) + float(inputs.shape[0]) / 1000\n")
+    (run / "run.json").write_text(json.dumps({"bench": {"space": "vit-digits"},
+                                              "probe": {"dataset": "digits", "batch_size": 32, "max_rows": 64}}))
+    probe = search_probe(space, str(run), {})
+    assert (probe.dataset, probe.batch_size, probe.max_rows) == ("digits", 32, 64)
+    assert search_probe(load_space("autoformer-tiny"), str(run), {}).dataset == "gaussian"
+    assert search_probe(space, "params", {"batch_size": 8}).batch_size == 8
+    result = run_search(str(run), space, small_config(), tmp_path / "s")
+    assert result["probe"]["batch_size"] == 32
+    assert result["top"][0]["arch"]["depth"] == 4 and result["top"][0]["score"] == pytest.approx(4.032)
+    by_file = run_search(str(run / "proxy.py"), space, small_config(), tmp_path / "s2")
+    assert by_file["probe"]["dataset"] == "gaussian" and by_file["top"][0]["score"] == pytest.approx(4.064)
+
+
+def test_worker_processes_give_the_same_search(tmp_path):
+    space, config = load_space("vit-digits"), small_config(iterations=1)
+    one = run_search("synflow", space, config, tmp_path / "one")
+    two = run_search("synflow", space, config, tmp_path / "two", workers=2)
+    assert [t["key"] for t in one["top"]] == [t["key"] for t in two["top"]]
+    assert [t["score"] for t in one["top"]] == pytest.approx([t["score"] for t in two["top"]], rel=1e-6)
+
+
+def test_cli_prints_writes_json_and_rejects_bad_input(tmp_path, capsys):
+    out = tmp_path / "s"
+    argv = ["--json", "search", "--proxy", "params", "--space", "vit-digits", "--max-params", "20k", "--population", "6",
+            "--iterations", "1", "--mutations", "3", "--crossovers", "3", "--top-k", "3", "--out", str(out)]
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    saved = json.loads((out / "search.json").read_text())
+    assert printed["top"] == saved["top"] and len(saved["top"]) == 3
+    assert all(t["params"] <= 20_000 for t in saved["top"]) and saved["config"]["max_params"] == 20_000
+    assert main(argv) == 2  # the directory already holds a search
+    assert "--resume" in capsys.readouterr().err
+    assert main(["--json", "search", "--resume", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["top"] == saved["top"]
+    assert main(["search", "--space", "vit-digits"]) == 2
+    assert main(["search", "--proxy", "params", "--space", "vit-digits", "--max-params", "lots"]) == 2
+    assert main(["search", "--proxy", "no_such_proxy", "--space", "vit-digits", "--out", str(tmp_path / "x")]) == 2
+    assert main(["search", "--resume", str(tmp_path / "nothing")]) == 2
