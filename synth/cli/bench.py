@@ -12,6 +12,7 @@ def add_parser(subparsers) -> None:
     bench = subparsers.add_parser("bench", help="build and inspect benchmarks (ground truth)")
     actions = bench.add_subparsers(dest="bench_command", metavar="ACTION", required=True)
     _add_build(actions)
+    _add_check(actions)
 
 
 def _add_build(actions) -> None:
@@ -100,3 +101,62 @@ def _seeds(text: str) -> list[int]:
     if not seeds:
         raise InputError("--seeds: give at least one training seed")
     return seeds
+
+
+def _add_check(actions) -> None:
+    check = actions.add_parser(
+        "check",
+        help="train the picks of synth search runs with a benchmark's recipe and place them in its accuracy distribution",
+        description="Train the top architecture(s) of each search directory with the benchmark's own recipe and "
+        "seeds (as its architectures were trained; results kept in --out and resumable), then report each pick's "
+        "accuracy, its percentile and rank in the benchmark, and its gap to the benchmark's best architecture.",
+        epilog="example:\n  synth bench check runs/search-evolved-0 runs/search-params-0 --out check.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("searches", nargs="+", type=Path, metavar="SEARCH_DIR", help="directories written by synth search")
+    check.add_argument("--bench", default=None, help="benchmark built by synth bench build (default: the embedded vit-digits)")
+    check.add_argument("--top", type=int, default=1, help="picks per search to train (default: 1)")
+    check.add_argument("--out", type=Path, default=Path("check.json"), help="trained picks, as a benchmark JSON (default: check.json)")
+    check.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="train on the CPU or a CUDA GPU (default: cpu)")
+    check.add_argument("--workers", type=int, default=None, help="parallel training processes (default: 2 on cpu, 1 on cuda)")
+    check.set_defaults(handler=run_check)
+
+
+def run_check(args: argparse.Namespace, out) -> int:
+    import numpy as np
+
+    from synth.bench import load_benchmark
+    from synth.check import benchmark_recipe, check_picks, search_picks
+    from synth.errors import InputError
+
+    if args.top < 1:
+        raise InputError(f"--top {args.top}: check at least one pick per search")
+    bench = load_benchmark(args.bench)
+    picks = [pick for search in args.searches for pick in search_picks(search, args.top)]
+    workers = args.workers or (1 if args.device == "cuda" else 2)
+    seeds = benchmark_recipe(bench)[1]
+    with out.progress(f"training {len(picks)} picks x {len(seeds)} seeds", len(picks) * len(seeds)) as advance:
+        report = check_picks(bench, picks, args.out, workers=workers, device=args.device, progress=advance)
+    by_proxy = {}
+    for r in report:
+        by_proxy.setdefault(r["proxy"], []).append(r)
+    summary = {proxy: {"picks": len(rs), "mean_acc": float(np.mean([r["acc"] for r in rs])),
+                       "mean_percentile": float(np.mean([r["percentile"] for r in rs])),
+                       "min_percentile": float(np.min([r["percentile"] for r in rs]))} for proxy, rs in by_proxy.items()}
+    if out.json_mode:
+        out.json({"benchmark": bench.name, "picks": report, "by_proxy": summary})
+        return 0
+    best = report[0]["best"]
+    out.table(
+        f"picks trained with {bench.name}'s recipe ({len(bench.meta.get('seeds', []))} seeds); "
+        f"benchmark best {best:.2f}, {report[0]['of']} architectures",
+        ["search", "proxy", "seed", "params", "accuracy", "percentile", "rank", "gap"],
+        [[Path(r["search"]).name, Path(r["proxy"]).name, r["search_seed"], int(r["params"]),
+          f"{r['acc']:.2f} ± {np.std(r['seed_acc'], ddof=1) if len(r['seed_acc']) > 1 else 0:.2f}",
+          f"{r['percentile']:.1f}", f"{r['rank']}/{r['of']}", f"{r['gap']:.2f}"] for r in report],
+    )
+    out.table("by proxy", ["proxy", "picks", "mean accuracy", "mean percentile", "lowest percentile"],
+              [[Path(p).name, s["picks"], f"{s['mean_acc']:.2f}", f"{s['mean_percentile']:.1f}", f"{s['min_percentile']:.1f}"]
+               for p, s in summary.items()])
+    out.info(f"trained picks are in {args.out}")
+    return 0
