@@ -263,10 +263,13 @@ class _Search:
     # ------------------------------------------------ ranking and variation
 
     def ranked(self, keys) -> list[str]:
-        """Keys best first: finite scores descending, failures last; ties broken by key for determinism."""
+        """Keys best first: finite scores descending, failures last. Among equal scores the smaller
+        network comes first (an equal score buys nothing with more parameters), then the key, so the
+        order never depends on the order architectures were scored in."""
         def order(key):
-            score = self.records[key]["score"]
-            return (0, -score, key) if score is not None else (1, 0.0, key)
+            record = self.records[key]
+            score = record["score"]
+            return (0, -score, record["params"], key) if score is not None else (1, 0.0, record["params"], key)
 
         return sorted(set(keys), key=order)
 
@@ -393,7 +396,10 @@ def run_search(proxy: str, space: SearchSpace | None, config: SearchConfig | Non
                 state["iteration"] += 1
                 state["history"].append(_history_entry(search, state, len(kids)))
                 checkpoint()
-                log(f"iteration {state['iteration']}/{config.iterations}: best {search.records[state['population'][0]]['score']}")
+                best = search.records[state["population"][0]]
+                score = "NaN" if best["score"] is None else f"{best['score']:.6g}"
+                log(f"iteration {state['iteration']}/{config.iterations}: {len(kids)} new, best score {score} "
+                    f"({best['params'] / 1e6:.3g}M params)")
     finally:
         scorer.close()
     result = {**header, "top": _top(search, state["population"], config.top_k), "history": state["history"],

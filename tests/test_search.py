@@ -196,3 +196,15 @@ def test_cli_prints_writes_json_and_rejects_bad_input(tmp_path, capsys):
     assert main(["search", "--proxy", "params", "--space", "vit-digits", "--max-params", "lots"]) == 2
     assert main(["search", "--proxy", "no_such_proxy", "--space", "vit-digits", "--out", str(tmp_path / "x")]) == 2
     assert main(["search", "--resume", str(tmp_path / "nothing")]) == 2
+
+
+def test_equal_scores_rank_the_smaller_network_first(tmp_path):
+    """A proxy that only sees depth ties every network of one depth; the search then reports the
+    smallest of the deepest, whatever order the ties were scored in."""
+    run = tmp_path / "depth"
+    run.mkdir()
+    (run / "proxy.py").write_text("def score(model, inputs, targets):\n    return float(len(model.blocks))\n")
+    result = run_search(str(run / "proxy.py"), load_space("vit-digits"), small_config(iterations=2), tmp_path / "s")
+    top = result["top"]
+    assert all(t["score"] == 4.0 for t in top[:2])
+    assert [t["params"] for t in top if t["score"] == 4.0] == sorted(t["params"] for t in top if t["score"] == 4.0)

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace, out) -> int:
     out.info(f"search directory: {search_dir}")
     probe = {"dataset": args.probe_data, "batch_size": args.probe_batch, "seed": args.probe_seed, "init_seed": args.init_seed}
     result = run_search(args.proxy, space, config, search_dir, probe, device=args.device, workers=args.workers,
-                        resume=args.resume is not None, progress=out.progress)
+                        resume=args.resume is not None, progress=out.progress, log=out.info)
     if out.json_mode:
         out.json({k: result[k] for k in ("proxy", "space", "config", "top", "evaluated", "failed", "seconds")}
                  | {"out": str(search_dir)})
