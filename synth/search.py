@@ -19,6 +19,7 @@ uninterrupted one would.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -264,12 +265,15 @@ class _Search:
 
     def ranked(self, keys) -> list[str]:
         """Keys best first: finite scores descending, failures last. Among equal scores the smaller
-        network comes first (an equal score buys nothing with more parameters), then the key, so the
-        order never depends on the order architectures were scored in."""
+        network comes first (an equal score buys nothing with more parameters); remaining ties are
+        broken by a hash of the search seed and the key. That order is reproducible and independent of
+        the order architectures were scored in, and unlike the key itself it favours no choice value
+        (sorted keys would always prefer, e.g., the fewest heads), so each search seed picks among
+        a proxy's ties at random."""
         def order(key):
             record = self.records[key]
-            score = record["score"]
-            return (0, -score, record["params"], key) if score is not None else (1, 0.0, record["params"], key)
+            score, tie = record["score"], hashlib.sha256(f"{self.config.seed}|{key}".encode()).hexdigest()
+            return (0, -score, record["params"], tie) if score is not None else (1, 0.0, record["params"], tie)
 
         return sorted(set(keys), key=order)
 
