@@ -9,12 +9,11 @@ benchmark's best architecture.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from synth.errors import InputError, RunDirError
+from synth.errors import InputError
 
 __all__ = ["benchmark_recipe", "placement", "search_picks", "check_picks"]
 
@@ -46,13 +45,11 @@ def placement(accuracies, acc: float) -> dict:
 
 def search_picks(search_dir: Path, top: int = 1) -> list[dict]:
     """The best `top` architectures of a finished search, with its proxy and seed."""
-    path = Path(search_dir) / "search.json"
-    if not path.is_file():
-        raise RunDirError(f"{path}: no search result here (run synth search, or finish it with --resume {search_dir})")
-    try:
-        result = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise RunDirError(f"{path}:{exc.lineno}: unreadable search result ({exc.msg})") from None
+    from synth.rundir import read_record
+    from synth.search import RESULT
+
+    result = read_record(Path(search_dir) / RESULT, f"no search result here (run synth search, or finish it with "
+                         f"synth search --resume {search_dir})", ("proxy", "space", "config", "top"))
     return [{"search": str(search_dir), "proxy": result["proxy"], "space": result["space"]["name"],
              "search_seed": result["config"]["seed"], "pick": entry["rank"], "arch": entry["arch"],
              "score": entry["score"], "params": entry["params"]} for entry in result["top"][:top]]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from synth.errors import RunDirError
 
-__all__ = ["new_run_dir", "write_json", "write_text", "read_checkpoint", "CHECKPOINT", "RUN_RECORD"]
+__all__ = ["new_run_dir", "write_json", "write_text", "read_record", "read_checkpoint", "CHECKPOINT", "RUN_RECORD"]
 
 CHECKPOINT = "checkpoint.json"
 RUN_RECORD = "run.json"
@@ -38,16 +38,25 @@ def write_json(path: Path, payload) -> None:
     write_text(path, json.dumps(payload, indent=1, default=float) + "\n")
 
 
-def read_checkpoint(run_dir: Path) -> dict:
-    """The checkpoint of `run_dir`; RunDirError naming the file if absent or unreadable."""
-    path = Path(run_dir) / CHECKPOINT
+def read_record(path: Path, missing: str, required: tuple[str, ...] = ()) -> dict:
+    """The JSON object in `path`, which a run wrote. RunDirError naming the file when it is absent
+    (with the hint `missing`), cut short or not JSON, or lacks one of the `required` keys."""
+    path = Path(path)
     if not path.is_file():
-        raise RunDirError(f"{path}: no checkpoint to resume from (is {run_dir} a synth run directory?)")
+        raise RunDirError(f"{path}: {missing}")
     try:
         raw = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise RunDirError(f"{path}:{exc.lineno}: unreadable checkpoint ({exc.msg})") from None
-    for key in ("config", "grammar", "state"):
+        raise RunDirError(f"{path}:{exc.lineno}: unreadable ({exc.msg}); was the run killed while writing it?") from None
+    if not isinstance(raw, dict):
+        raise RunDirError(f"{path}: expected a JSON object")
+    for key in required:
         if key not in raw:
-            raise RunDirError(f"{path}: checkpoint lacks {key!r}")
+            raise RunDirError(f"{path}: lacks {key!r}")
     return raw
+
+
+def read_checkpoint(run_dir: Path) -> dict:
+    """The checkpoint of `run_dir`; RunDirError naming the file if absent or unreadable."""
+    return read_record(Path(run_dir) / CHECKPOINT, f"no checkpoint to resume from (is {run_dir} a synth run directory?)",
+                       ("config", "grammar", "state"))

@@ -133,13 +133,12 @@ def search_probe(space: SearchSpace, proxy: str, overrides: dict):
 
     from synth.stats import Probe
 
+    from synth.rundir import RUN_RECORD, read_record
+
     probe = None
-    record = Path(proxy) / "run.json"
+    record = Path(proxy) / RUN_RECORD
     if record.is_file():
-        try:
-            run = json.loads(record.read_text())
-        except json.JSONDecodeError as exc:
-            raise RunDirError(f"{record}:{exc.lineno}: unreadable run record ({exc.msg})") from None
+        run = read_record(record, "no run record")
         if (run.get("bench") or {}).get("space") == space.name and isinstance(run.get("probe"), dict):
             probe = Probe(**run["probe"])
     if probe is None:
@@ -327,18 +326,12 @@ def _set_rng_state(rng: random.Random, state: list) -> None:
 
 
 def _read_search_checkpoint(out: Path) -> dict:
-    path = out / CHECKPOINT
-    if not path.is_file():
-        raise RunDirError(f"{path}: no search checkpoint to resume from (is {out} a synth search directory?)")
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise RunDirError(f"{path}:{exc.lineno}: unreadable checkpoint ({exc.msg})") from None
-    for key in ("format", "proxy", "space", "config", "probe", "state"):
-        if key not in raw:
-            raise RunDirError(f"{path}: checkpoint lacks {key!r}")
+    from synth.rundir import read_record
+
+    raw = read_record(out / CHECKPOINT, f"no search checkpoint to resume from (is {out} a synth search directory?)",
+                      ("format", "proxy", "space", "config", "probe", "state"))
     if raw["format"] != SEARCH_FORMAT:
-        raise RunDirError(f"{path}: not a synth search checkpoint (format {raw['format']!r})")
+        raise RunDirError(f"{out / CHECKPOINT}: not a synth search checkpoint (format {raw['format']!r})")
     return raw
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from synth.cli._probe import add_probe_arguments, probe_overrides
+
 __all__ = ["add_parser"]
 
 EXAMPLES = """examples:
@@ -46,11 +48,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the search in DIR from its checkpoint")
     p.add_argument("--workers", type=int, default=1, help="processes scoring architectures, one thread each (default: 1)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where networks run (default: cpu)")
-    p.add_argument("--probe-data", default=None, help="digits, gaussian, a folder of images or a tensor file "
-                   "(default: an evolve run's own probe when its space is this one, else gaussian)")
-    p.add_argument("--probe-batch", type=int, default=None, help="probe batch size (default: 64 for small images, 16 at 224 px)")
-    p.add_argument("--probe-seed", type=int, default=None, help="which images form the batch (default: 0)")
-    p.add_argument("--init-seed", type=int, default=None, help="torch seed of the networks' initial weights (default: 0)")
+    add_probe_arguments(p, "an evolve run's own probe when its space is this one, else gaussian")
     p.set_defaults(handler=run)
 
 
@@ -87,8 +85,7 @@ def run(args: argparse.Namespace, out) -> int:
         space = load_space(args.space)
     search_dir = args.resume or args.out or new_run_dir()
     out.info(f"search directory: {search_dir}")
-    probe = {"dataset": args.probe_data, "batch_size": args.probe_batch, "seed": args.probe_seed, "init_seed": args.init_seed}
-    result = run_search(args.proxy, space, config, search_dir, probe, device=args.device, workers=args.workers,
+    result = run_search(args.proxy, space, config, search_dir, probe_overrides(args), device=args.device, workers=args.workers,
                         resume=args.resume is not None, progress=out.progress, log=out.info)
     if out.json_mode:
         out.json({k: result[k] for k in ("proxy", "space", "config", "top", "evaluated", "failed", "seconds")}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from synth.cli._probe import add_probe_arguments, probe_overrides
+
 __all__ = ["add_parser"]
 
 EXAMPLES = """examples:
@@ -38,11 +40,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--sample-seed", type=int, default=0, help="seed of the --sample subset (default: 0)")
     p.add_argument("--json", dest="json_file", type=Path, default=None, metavar="FILE", help="write the full result as JSON")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where networks run (default: cpu)")
-    p.add_argument("--probe-data", default=None, help="digits, gaussian, a folder of images (class subfolders give "
-                   "labels) or a tensor file (.pt/.pth); default: the benchmark's dataset if packaged, else gaussian")
-    p.add_argument("--probe-batch", type=int, default=None, help="probe batch size (default: 64 for small images, 16 for 224 px)")
-    p.add_argument("--probe-seed", type=int, default=None, help="which images form the batch (default: 0)")
-    p.add_argument("--init-seed", type=int, default=None, help="torch seed of the networks' initial weights (default: 0)")
+    add_probe_arguments(p, "the benchmark's dataset if packaged, else gaussian")
     p.set_defaults(handler=run)
 
 
@@ -81,8 +79,7 @@ def run(args: argparse.Namespace, out) -> int:
     archs = bench.archs
     ids = bench.meta.get("arch_ids") or [arch_key(a) for a in archs]
     entries = resolve_proxies([p.strip() for p in args.proxies.split(",") if p.strip()] if args.proxies else None, space)
-    overrides = {"dataset": args.probe_data, "batch_size": args.probe_batch, "seed": args.probe_seed, "init_seed": args.init_seed}
-    probe = replace(default_probe(bench, space), **{k: v for k, v in overrides.items() if v is not None})
+    probe = replace(default_probe(bench, space), **probe_overrides(args))
     out.info(f"benchmark {bench.name}: {len(archs)} architectures of {space.name}; tasks {', '.join(bench.tasks)}; "
              f"probe {probe.dataset} x {probe.batch_size} (seed {probe.seed}), init seed {probe.init_seed}")
     with out.progress(f"{len(entries)} proxies", len(archs)) as advance:
