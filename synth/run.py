@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import platform
 import time
 from contextlib import nullcontext
 from dataclasses import replace
@@ -23,30 +22,11 @@ from synth.export import proxy_source
 from synth.fitness import INVALID, correlations
 from synth.grammar import load_grammar
 from synth.programs import ProgramSpace
-from synth.rundir import CHECKPOINT, RUN_RECORD, read_checkpoint, write_json, write_text
+from synth.rundir import CHECKPOINT, RUN_RECORD, read_checkpoint, versions, write_json, write_text
 from synth.baselines import size_baselines
 from synth.stats import Probe, default_probe, load_statistics
 
-__all__ = ["run_evolve", "versions", "hall_of_fame"]
-
-
-def versions() -> dict:
-    import deap
-    import scipy
-    import sympy
-    import timm
-    import torch
-
-    return {
-        "synth": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "timm": timm.__version__,
-        "deap": deap.__version__,
-        "sympy": sympy.__version__,
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-    }
+__all__ = ["run_evolve", "hall_of_fame"]
 
 
 def _no_progress(description, total):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from synth.errors import RunDirError
 
-__all__ = ["new_run_dir", "write_json", "write_text", "read_record", "read_checkpoint", "CHECKPOINT", "RUN_RECORD"]
+__all__ = ["new_run_dir", "write_json", "write_text", "read_record", "read_checkpoint", "versions", "CHECKPOINT", "RUN_RECORD"]
 
 CHECKPOINT = "checkpoint.json"
 RUN_RECORD = "run.json"
@@ -60,3 +60,28 @@ def read_checkpoint(run_dir: Path) -> dict:
     """The checkpoint of `run_dir`; RunDirError naming the file if absent or unreadable."""
     return read_record(Path(run_dir) / CHECKPOINT, f"no checkpoint to resume from (is {run_dir} a synth run directory?)",
                        ("config", "grammar", "state"))
+
+
+def versions() -> dict:
+    """Versions of synth, Python and the packages that determine a run's numbers, for its record."""
+    import platform
+
+    import deap
+    import numpy as np
+    import scipy
+    import sympy
+    import timm
+    import torch
+
+    from synth import __version__
+
+    return {
+        "synth": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "deap": deap.__version__,
+        "sympy": sympy.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+    }

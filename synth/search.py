@@ -340,8 +340,7 @@ def run_search(proxy: str, space: SearchSpace | None, config: SearchConfig | Non
     """Search `space` with `proxy` (a zoo name, an exported proxy.py or a run directory); write
     `out`/search.json and return it. With `resume`, continue the search in `out` from its checkpoint
     (its proxy, space, settings and probe are taken from there)."""
-    from synth.rundir import write_json
-    from synth.run import versions
+    from synth.rundir import versions, write_json
     from synth.space import load_space
     from synth.stats import Probe
 
