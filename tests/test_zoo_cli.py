@@ -150,3 +150,18 @@ def test_probe_from_a_tensor_file_and_bad_files(tmp_path):
     with pytest.raises(InputError, match="broken.pt"):
         probe_from_path(tmp_path / "broken.pt", 4, 0, 8, 1, 10)
     assert Probe(dataset=str(tmp_path / "probe.pt")).fingerprint()["data_digest"]
+
+
+def test_split_scores_the_part_of_evolves_split_asked_for(small_bench, tmp_path):
+    from synth.bench import split_indices
+    from synth.space import arch_key
+
+    bench = load_benchmark(str(small_bench))
+    search_rows, test_rows = split_indices(len(bench), 3)
+    for part, rows in (("test", test_rows), ("search", search_rows)):
+        out = tmp_path / f"{part}.json"
+        assert main(["--quiet", "zoo", "--bench", str(small_bench), "--proxies", "params", "--split", part,
+                     "--split-seed", "3", "--json", str(out)]) == 0
+        report = json.loads(out.read_text())
+        assert set(report["proxies"]["params"]["scores"]) == {arch_key(bench.archs[i]) for i in rows}
+        assert report["benchmark"]["split"] == {"part": part, "seed": 3}

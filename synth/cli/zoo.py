@@ -13,6 +13,7 @@ EXAMPLES = """examples:
   synth zoo --bench nasbench201-zc:cifar10 --proxies params,synflow,snip --json zoo.json
   synth zoo --space autoformer-tiny --bench vit-bench-101 --sample 50
   synth zoo --bench vit-bench-101 --proxies dss,runs/s1/proxy.py      # an evolved proxy beside DSS
+  synth zoo --bench vit-bench-101 --proxies dss,runs/s1 --split test   # ... on the architectures it never saw
   synth zoo --bench my_bench.json --probe-data ~/images/train          # a real probe batch
 """
 
@@ -38,6 +39,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--sample", type=int, default=None, metavar="N", help="score a seeded random subset of N architectures "
                    "(kept in benchmark order; default: all)")
     p.add_argument("--sample-seed", type=int, default=0, help="seed of the --sample subset (default: 0)")
+    p.add_argument("--split", choices=["all", "search", "test"], default="all", help="score only one part of synth evolve's "
+                   "seeded search/test split, e.g. test to compare with an evolved proxy on architectures it never saw (default: all)")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of that split, as synth evolve --split-seed (default: 0)")
     p.add_argument("--json", dest="json_file", type=Path, default=None, metavar="FILE", help="write the full result as JSON")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where networks run (default: cpu)")
     add_probe_arguments(p, "the benchmark's dataset if packaged, else gaussian")
@@ -60,7 +64,7 @@ def run(args: argparse.Namespace, out) -> int:
 
     import numpy as np
 
-    from synth.bench import benchmark_space, load_benchmark
+    from synth.bench import benchmark_space, load_benchmark, split_indices
     from synth.rundir import write_json
     from synth.space import arch_key
     from synth.stats import default_probe
@@ -74,6 +78,9 @@ def run(args: argparse.Namespace, out) -> int:
     if args.space and args.space not in (space.name, space.source):
         out.error(f"--space {args.space}: benchmark {bench.name!r} holds architectures of space {space.name!r}")
         return 2
+    if args.split != "all":
+        search_rows, test_rows = split_indices(len(bench), args.split_seed)
+        bench = bench.subset(test_rows if args.split == "test" else search_rows)
     if args.sample and args.sample < len(bench):
         bench = bench.subset(sorted(np.random.default_rng(args.sample_seed).choice(len(bench), args.sample, replace=False).tolist()))
     archs = bench.archs
@@ -86,7 +93,8 @@ def run(args: argparse.Namespace, out) -> int:
         scored = score_architectures(entries, space, archs, probe, args.device, progress=advance)
     report = zoo_report(bench, scored, ids)
     report["benchmark"] = {"name": bench.name, "space": space.name, "tasks": bench.tasks, "architectures": len(archs),
-                           "sample": {"n": args.sample, "seed": args.sample_seed} if args.sample else None}
+                           "sample": {"n": args.sample, "seed": args.sample_seed} if args.sample else None,
+                           "split": None if args.split == "all" else {"part": args.split, "seed": args.split_seed}}
     report["probe"] = probe.to_dict()
     if args.json_file:
         write_json(args.json_file, report)
