@@ -252,14 +252,10 @@ def _finished_records(partial: Path, provenance: dict) -> dict[tuple[str, int], 
 
     A line cut short by a kill is skipped (that job runs again); a record of another recipe is an InputError.
     """
+    from synth.rundir import read_jsonl
+
     done = {}
-    if not partial.is_file():
-        return done
-    for line in partial.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
+    for record in read_jsonl(partial):
         if record.get("recipe_digest") != provenance["recipe_digest"]:
             raise InputError(_recipe_mismatch(partial, record.get("recipe"), provenance["recipe"]))
         done[(record["key"], record["seed"])] = record
@@ -276,20 +272,6 @@ def _recipe_mismatch(partial: Path, theirs: dict | None, ours: dict) -> str:
         what = f"was made with a different recipe ({differ})"
     return (f"{partial} {what}; its results cannot be mixed with this build's. "
             f"Use another --out, or delete {partial} to start over")
-
-
-def _partial_for_appending(partial: Path):
-    """`partial` open for appending, after ending a last line cut short by a kill, so that line stays
-    its own (skipped) line instead of swallowing the next record."""
-    cut = False
-    if partial.is_file() and partial.stat().st_size:
-        with partial.open("rb") as f:
-            f.seek(-1, os.SEEK_END)
-            cut = f.read(1) != b"\n"
-    sink = partial.open("a")
-    if cut:
-        sink.write("\n")
-    return sink
 
 
 def build_benchmark(
@@ -312,6 +294,7 @@ def build_benchmark(
     after each job when given; `meta` is recorded in the file (e.g. how the architectures were chosen).
     """
     from synth.datasets import dataset_name, dataset_source
+    from synth.rundir import open_for_appending
     from synth.train import checked_device, training_data
 
     if device != "cpu" and workers > 1:
@@ -329,7 +312,7 @@ def build_benchmark(
     finished, total = len(todo) - len(jobs), len(todo)
     if progress:
         progress(finished, total)
-    with _partial_for_appending(partial) as sink:
+    with open_for_appending(partial) as sink:
         for record in _run_jobs(jobs, workers):
             record = {**record, **provenance}
             done[(record["key"], record["seed"])] = record

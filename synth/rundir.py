@@ -9,7 +9,10 @@ from pathlib import Path
 
 from synth.errors import RunDirError
 
-__all__ = ["new_run_dir", "write_json", "write_text", "read_record", "read_checkpoint", "versions", "CHECKPOINT", "RUN_RECORD"]
+__all__ = [
+    "new_run_dir", "write_json", "write_text", "read_record", "read_checkpoint", "read_jsonl", "open_for_appending", "versions",
+    "CHECKPOINT", "RUN_RECORD",
+]
 
 CHECKPOINT = "checkpoint.json"
 RUN_RECORD = "run.json"
@@ -54,6 +57,36 @@ def read_record(path: Path, missing: str, required: tuple[str, ...] = ()) -> dic
         if key not in raw:
             raise RunDirError(f"{path}: lacks {key!r}")
     return raw
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The complete records of an append-only JSON-lines log (one record per finished piece of work).
+    A line cut short by a kill is skipped: its work is simply done again."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def open_for_appending(path: Path):
+    """`path` open for appending records, after ending a last line cut short by a kill, so that line
+    stays its own (skipped) line instead of swallowing the next record."""
+    path = Path(path)
+    cut = False
+    if path.is_file() and path.stat().st_size:
+        with path.open("rb") as f:
+            f.seek(-1, os.SEEK_END)
+            cut = f.read(1) != b"\n"
+    sink = path.open("a")
+    if cut:
+        sink.write("\n")
+    return sink
 
 
 def read_checkpoint(run_dir: Path) -> dict:

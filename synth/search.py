@@ -218,20 +218,18 @@ class _Search:
     # ------------------------------------------------ memo on disk
 
     def load_evaluated(self) -> None:
-        path = self.out / EVALUATED
-        if path.is_file():
-            for line in path.read_text().splitlines():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut short by a kill: that architecture is scored again
-                self.records[record["key"]] = record
-                self.sizes[record["key"]] = [record["params"], record["flops"]]
+        from synth.rundir import read_jsonl
+
+        for record in read_jsonl(self.out / EVALUATED):
+            self.records[record["key"]] = record
+            self.sizes[record["key"]] = [record["params"], record["flops"]]
 
     def evaluate(self, archs: list[dict], scorer: _Scorer, progress) -> None:
         """Score the architectures not yet in the memo, appending each result as it arrives."""
         todo = [a for a in archs if arch_key(a) not in self.records]
-        with (self.out / EVALUATED).open("a") as sink:
+        from synth.rundir import open_for_appending
+
+        with open_for_appending(self.out / EVALUATED) as sink:
             for arch, (value, seconds, error, flops) in zip(todo, scorer.scores(todo)):
                 key = arch_key(arch)
                 params = self.size(arch, flops=False)[0]

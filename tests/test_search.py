@@ -142,9 +142,14 @@ def test_killed_search_resumes_to_the_same_result(tmp_path, monkeypatch):
     monkeypatch.setattr(search_module, "_score_in_worker", real)
     with pytest.raises(RunDirError, match="--resume"):
         run_search("l2_norm", space, config, tmp_path / "cut")
-    first_part = (tmp_path / "cut" / EVALUATED).read_text()
+    log = tmp_path / "cut" / EVALUATED
+    with log.open("a") as f:
+        f.write('{"key": "cut sho')  # a line the kill cut short
+    first_part = log.read_text()
     resumed = run_search(None, None, None, tmp_path / "cut", resume=True)
-    assert (tmp_path / "cut" / EVALUATED).read_text().startswith(first_part)  # nothing lost or rescored
+    assert log.read_text().startswith(first_part)  # nothing lost or rescored
+    keys = [json.loads(line)["key"] for line in log.read_text().splitlines() if not line.startswith('{"key": "cut sho')]
+    assert len(keys) == len(set(keys)) == whole["evaluated"]  # the cut line swallowed no record after it
     assert resumed["top"] == whole["top"] and resumed["history"] == whole["history"]
     assert resumed["evaluated"] == whole["evaluated"]
 
