@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import time
-from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,15 +21,11 @@ from synth.export import proxy_source
 from synth.fitness import INVALID, correlations
 from synth.grammar import load_grammar
 from synth.programs import ProgramSpace
-from synth.rundir import CHECKPOINT, RUN_RECORD, read_checkpoint, versions, write_json, write_text
+from synth.rundir import CHECKPOINT, RUN_RECORD, no_progress, read_checkpoint, versions, write_json, write_text
 from synth.baselines import size_baselines
 from synth.stats import Probe, default_probe, load_statistics
 
 __all__ = ["run_evolve", "hall_of_fame"]
-
-
-def _no_progress(description, total):
-    return nullcontext(lambda done, total=None: None)
 
 
 def hall_of_fame(evaluator: Evaluator, size: int = 10) -> list[dict]:
@@ -78,7 +73,7 @@ def run_evolve(
     probe_overrides: dict | None = None,
     device: str = "cpu",
     resume: bool = False,
-    progress=_no_progress,
+    progress=no_progress,
     log=lambda message: None,
 ) -> dict:
     """Run (or resume) an evolution and write its run directory; returns the run record.

@@ -1,4 +1,5 @@
-"""Run directories: atomic JSON/text writes and the checkpoint a run resumes from."""
+"""Run directories: atomic JSON/text writes, append-only logs, the checkpoint a run resumes from, and
+what every run record holds (versions) or takes (a progress-bar factory)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from pathlib import Path
 from synth.errors import RunDirError
 
 __all__ = [
-    "new_run_dir", "write_json", "write_text", "read_record", "read_checkpoint", "read_jsonl", "open_for_appending", "versions",
-    "CHECKPOINT", "RUN_RECORD",
+    "new_run_dir", "write_json", "write_text", "read_record", "read_checkpoint", "read_jsonl", "open_for_appending",
+    "versions", "no_progress", "CHECKPOINT", "RUN_RECORD",
 ]
 
 CHECKPOINT = "checkpoint.json"
@@ -118,3 +119,11 @@ def versions() -> dict:
         "numpy": np.__version__,
         "scipy": scipy.__version__,
     }
+
+
+def no_progress(description: str, total: int):
+    """The progress-bar factory long runs take (`progress(description, total)` -> context yielding
+    `advance(done, total=None)`), for callers that show none."""
+    from contextlib import nullcontext
+
+    return nullcontext(lambda done, total=None: None)

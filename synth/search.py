@@ -338,7 +338,7 @@ def run_search(proxy: str, space: SearchSpace | None, config: SearchConfig | Non
     """Search `space` with `proxy` (a zoo name, an exported proxy.py or a run directory); write
     `out`/search.json and return it. With `resume`, continue the search in `out` from its checkpoint
     (its proxy, space, settings and probe are taken from there)."""
-    from synth.rundir import versions, write_json
+    from synth.rundir import no_progress, versions, write_json
     from synth.space import load_space
     from synth.stats import Probe
 
@@ -354,7 +354,7 @@ def run_search(proxy: str, space: SearchSpace | None, config: SearchConfig | Non
             raise RunDirError(f"{out}: already holds a search; resume it with --resume {out} or choose another --out")
         config = config.validate()
         probe = search_probe(space, proxy, probe_overrides or {})
-        state = {"iteration": 0, "population": [], "history": [], "rng": None, "started": False}
+        state = {"iteration": 0, "population": [], "history": [], "rng": None}
     out.mkdir(parents=True, exist_ok=True)
     search = _Search(space, config, out)
     search.load_evaluated()
@@ -371,13 +371,13 @@ def run_search(proxy: str, space: SearchSpace | None, config: SearchConfig | Non
     start = time.perf_counter()
     scorer = _Scorer(proxy, space, probe, device, workers)
     try:
-        with (progress or _no_progress)(f"search {space.name} with {Path(proxy).name}", budget) as advance:
+        with (progress or no_progress)(f"search {space.name} with {Path(proxy).name}", budget) as advance:
             advance(len(search.records))
-            if not state["started"]:
+            if not state["history"]:  # the initial population is not scored yet
                 checkpoint()  # the random state before the initial draw, so a kill replays it
                 initial = search.initial(rng)
                 search.evaluate(initial, scorer, advance)
-                state.update(started=True, population=search.ranked(arch_key(a) for a in initial)[: config.population])
+                state["population"] = search.ranked(arch_key(a) for a in initial)[: config.population]
                 state["history"].append(_history_entry(search, state, 0))
                 checkpoint()
             while state["iteration"] < config.iterations:
@@ -405,12 +405,6 @@ def run_search(proxy: str, space: SearchSpace | None, config: SearchConfig | Non
               "versions": versions()}
     write_json(out / RESULT, result)
     return result
-
-
-def _no_progress(description, total):
-    from contextlib import nullcontext
-
-    return nullcontext(lambda done, total=None: None)
 
 
 def _history_entry(search: _Search, state: dict, new: int) -> dict:
