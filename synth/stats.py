@@ -79,14 +79,17 @@ class Probe:
 
 
 def default_probe(bench, space: SearchSpace) -> Probe:
-    """The benchmark's own training images when synth can load them (its recipe's dataset), else
-    seeded Gaussian noise: 16 images for 224 px networks, 64 for small (<= 64 px) ones."""
+    """The benchmark's own training images when synth can load them (its recipe's dataset: a packaged
+    one, or the user's folder or tensor file a `synth bench build` trained on), else seeded Gaussian
+    noise. 64 images for small (<= 64 px) networks, 16 at 224 px."""
     from synth.datasets import DATASETS
 
     dataset = (bench.meta.get("recipe") or {}).get("dataset")
     if dataset in DATASETS:
         return Probe()
     small = space.fixed.get("img_size", 224) <= 64
+    if dataset and Path(dataset).exists():
+        return Probe(dataset=str(dataset), batch_size=64 if small else 16, max_rows=2048 if small else 256)
     return Probe(dataset="gaussian", batch_size=64 if small else 16, max_rows=256)
 
 

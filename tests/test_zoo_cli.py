@@ -165,3 +165,19 @@ def test_split_scores_the_part_of_evolves_split_asked_for(small_bench, tmp_path)
         report = json.loads(out.read_text())
         assert set(report["proxies"]["params"]["scores"]) == {arch_key(bench.archs[i]) for i in rows}
         assert report["benchmark"]["split"] == {"part": part, "seed": 3}
+
+
+def test_default_probe_is_the_benchmarks_own_data_when_it_can_be_read(small_bench, tmp_path):
+    """A benchmark built on the user's images probes with them; one whose images are gone falls back to noise."""
+    from synth.stats import default_probe
+
+    bench = load_benchmark(str(small_bench))
+    space = benchmark_space(bench)
+    assert default_probe(bench, space).dataset == "digits"
+    images = tmp_path / "images"
+    images.mkdir()
+    bench.meta["recipe"] = {**bench.meta["recipe"], "dataset": str(images)}
+    probe = default_probe(bench, space)
+    assert (probe.dataset, probe.batch_size) == (str(images), 64)
+    bench.meta["recipe"]["dataset"] = str(tmp_path / "gone")
+    assert default_probe(bench, space).dataset == "gaussian"
