@@ -131,9 +131,8 @@ def search_probe(space: SearchSpace, proxy: str, overrides: dict):
     64 images for small inputs and 16 at 224 px, as for published benchmarks. `overrides` win."""
     from dataclasses import replace
 
-    from synth.stats import Probe
-
     from synth.rundir import RUN_RECORD, read_record
+    from synth.stats import Probe, noise_probe
 
     probe = None
     record = Path(proxy) / RUN_RECORD
@@ -142,8 +141,7 @@ def search_probe(space: SearchSpace, proxy: str, overrides: dict):
         if (run.get("bench") or {}).get("space") == space.name and isinstance(run.get("probe"), dict):
             probe = Probe(**run["probe"])
     if probe is None:
-        small = space.fixed.get("img_size", 224) <= 64
-        probe = Probe(dataset="gaussian", batch_size=64 if small else 16, max_rows=256)
+        probe = noise_probe(space)
     return replace(probe, **{k: v for k, v in overrides.items() if v is not None})
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from synth.space import SearchSpace, arch_key
 
-__all__ = ["Probe", "default_probe", "cache_root", "statistics_for", "load_statistics", "DTYPES"]
+__all__ = ["Probe", "default_probe", "noise_probe", "cache_root", "statistics_for", "load_statistics", "DTYPES"]
 
 CACHE_FORMAT = 2  # bump when the statistics' meaning or the file layout changes
 DTYPES = ("float32", "bfloat16")
@@ -87,9 +87,16 @@ def default_probe(bench, space: SearchSpace) -> Probe:
     dataset = (bench.meta.get("recipe") or {}).get("dataset")
     if dataset in DATASETS:
         return Probe()
-    small = space.fixed.get("img_size", 224) <= 64
     if dataset and Path(dataset).exists():
+        small = space.fixed.get("img_size", 224) <= 64
         return Probe(dataset=str(dataset), batch_size=64 if small else 16, max_rows=2048 if small else 256)
+    return noise_probe(space)
+
+
+def noise_probe(space: SearchSpace) -> Probe:
+    """Seeded Gaussian images with random labels, for networks whose data synth cannot load:
+    64 images for small (<= 64 px) networks, 16 at 224 px; 256 activation rows kept per layer."""
+    small = space.fixed.get("img_size", 224) <= 64
     return Probe(dataset="gaussian", batch_size=64 if small else 16, max_rows=256)
 
 
