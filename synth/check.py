@@ -5,17 +5,25 @@ A proxy is only as good as the architectures it picks. The picks of one or more
 as the benchmark's architectures were, and each lands somewhere in the
 benchmark's accuracy distribution: its percentile, its rank, and its gap to the
 benchmark's best architecture.
+
+Mean accuracies over a few seeds are noisy, and near the top of a benchmark many
+architectures are often within that noise of each other, so a percentile alone
+can flatter or condemn a proxy by chance. Each placement therefore comes with
+its spread under seed noise: every architecture's seeds (the pick's and each
+benchmark architecture's) are resampled with replacement and the percentile is
+recomputed, giving an interval and the chance that the pick clears a threshold.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
 from synth.errors import InputError
 
-__all__ = ["benchmark_recipe", "placement", "search_picks", "check_picks"]
+__all__ = ["benchmark_recipe", "placement", "seed_noise_placement", "search_picks", "check_picks"]
 
 
 def benchmark_recipe(bench):
@@ -43,6 +51,37 @@ def placement(accuracies, acc: float) -> dict:
             "of": int(len(values)), "best": best, "gap": best - acc}
 
 
+def seed_noise_placement(bench_seed_accs: list, pick_seed_accs, same_as: int | None = None, threshold: float = 90.0,
+                         draws: int = 2000, seed: int = 0) -> dict | None:
+    """The pick's percentile when every architecture's seeds are resampled with replacement.
+
+    `bench_seed_accs[i]` holds benchmark architecture i's per-seed accuracies (NaNs dropped; an
+    architecture without any is left out), `pick_seed_accs` the pick's; `same_as` is the pick's row when
+    it is a benchmark architecture, which then shares that row's resampled mean (the same training).
+    Returns the 5th-95th percentile interval of the pick's percentile over `draws` resamples and the
+    share of them at or above `threshold`; None when there is only one seed to resample.
+    """
+    rows = [np.asarray(a, dtype=float) for a in bench_seed_accs]
+    rows = [(i, a[np.isfinite(a)]) for i, a in enumerate(rows)]
+    rows = [(i, a) for i, a in rows if len(a)]
+    pick = np.asarray(pick_seed_accs, dtype=float)
+    pick = pick[np.isfinite(pick)]
+    if len(pick) < 2 and not any(len(a) > 1 for _, a in rows):
+        return None
+    rng = np.random.default_rng(seed)
+
+    def resampled_means(values: np.ndarray) -> np.ndarray:
+        return values[rng.integers(0, len(values), size=(draws, len(values)))].mean(axis=1)
+
+    means = {i: resampled_means(a) for i, a in rows}
+    own = means[same_as] if same_as in means else resampled_means(pick)
+    table = np.stack(list(means.values()), axis=1)  # draws x architectures
+    percentiles = 100.0 * np.mean(table <= own[:, None], axis=1)
+    low, high = np.percentile(percentiles, [5, 95])
+    return {"percentile_interval": [float(low), float(high)], "threshold": threshold,
+            "chance_at_or_above": float(np.mean(percentiles >= threshold)), "draws": draws}
+
+
 def search_picks(search_dir: Path, top: int = 1) -> list[dict]:
     """The best `top` architectures of a finished search, with its proxy and seed."""
     from synth.rundir import read_record
@@ -55,9 +94,11 @@ def search_picks(search_dir: Path, top: int = 1) -> list[dict]:
              "score": entry["score"], "params": entry["params"]} for entry in result["top"][:top]]
 
 
-def check_picks(bench, picks: list[dict], out: Path, workers: int = 1, device: str = "cpu", progress=None) -> list[dict]:
+def check_picks(bench, picks: list[dict], out: Path, workers: int = 1, device: str = "cpu", progress=None,
+                threshold: float = 90.0) -> list[dict]:
     """Train every distinct picked architecture with the benchmark's recipe and seeds (results kept in
-    `out`, resumable like `synth bench build`) and place each pick in the benchmark's distribution."""
+    `out`, resumable like `synth bench build`) and place each pick in the benchmark's distribution,
+    with the placement's spread under seed noise (`seed_noise`, None without per-seed accuracies)."""
     from synth.bench import benchmark_space, build_benchmark
     from synth.space import arch_key
 
@@ -75,11 +116,26 @@ def check_picks(bench, picks: list[dict], out: Path, workers: int = 1, device: s
         raise InputError(f"benchmark {bench.name!r} has no task {task!r} (its recipe's dataset); tasks: {bench.tasks}")
     rows = {arch_key(row["arch"]): row for row in trained["rows"]}
     stored = {arch_key(a): float(v) for a, v in zip(bench.archs, bench.targets[task])}
+    bench_seeds = _benchmark_seed_accs(bench, task)
+    row_of = {arch_key(a): i for i, a in enumerate(bench.archs)}
     report = []
     for pick in picks:
-        row = rows[arch_key(pick["arch"])]
+        key = arch_key(pick["arch"])
+        row = rows[key]
         acc = row["acc"][task]
+        noise = (seed_noise_placement(bench_seeds, row["seed_acc"][task], row_of.get(key), threshold)
+                 if bench_seeds is not None else None)
         report.append({**pick, "task": task, "acc": acc, "seed_acc": row["seed_acc"][task],
-                       "in_benchmark": stored.get(arch_key(pick["arch"])),
-                       **placement(bench.targets[task], acc)})
+                       "in_benchmark": stored.get(key), **placement(bench.targets[task], acc), "seed_noise": noise})
     return report
+
+
+def _benchmark_seed_accs(bench, task: str) -> list | None:
+    """Per-seed accuracies of every benchmark architecture, in benchmark order; None unless all rows have them."""
+    from synth.space import arch_key
+
+    per_arch = {arch_key(row["arch"]): (row.get("seed_acc") or {}).get(task) for row in bench.meta.get("rows") or []}
+    values = [per_arch.get(arch_key(a)) for a in bench.archs]
+    if any(v is None for v in values):
+        return None
+    return [[math.nan if x is None else float(x) for x in v] for v in values]

@@ -395,7 +395,7 @@ def run_search(proxy: str, space: SearchSpace | None, config: SearchConfig | Non
     finally:
         scorer.close()
     result = {**header, "top": _top(search, state["population"], config.top_k), "history": state["history"],
-              "evaluated": len(search.records),
+              "evaluated": len(search.records), "tied_at_top": _tied_at_top(search, state["population"]),
               "failed": sum(1 for r in search.records.values() if r["score"] is None),
               "errors": _error_counts(search.records.values()),
               "seconds": {"this_session": time.perf_counter() - start,
@@ -420,6 +420,13 @@ def _top(search: _Search, population: list[str], k: int) -> list[dict]:
         top.append({"rank": rank, "arch": record["arch"], "key": key, "encoding": search.space.encode(record["arch"]),
                     "score": record["score"], "params": record["params"], "flops": record["flops"]})
     return top
+
+
+def _tied_at_top(search: _Search, population: list[str]) -> int:
+    """How many scored architectures share the top-1's score exactly: above 1, the proxy cannot tell
+    them apart and the pick among them is the tie rule's (smaller first, then the seeded hash)."""
+    best = search.records[population[0]]["score"]
+    return sum(1 for r in search.records.values() if r["score"] is not None and r["score"] == best) if best is not None else 0
 
 
 def _error_counts(records) -> dict:

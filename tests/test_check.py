@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from synth.bench import load_benchmark
-from synth.check import check_picks, placement, search_picks
+from synth.check import _benchmark_seed_accs, check_picks, placement, search_picks, seed_noise_placement
 from synth.cli import main
 from synth.errors import InputError, RunDirError
 from synth.resources import resource_dir
@@ -93,4 +93,25 @@ def test_cli_reports_placement_as_json(one_seed_bench, tmp_path, capsys):
     accs = np.array([r["acc"]["digits"] for r in raw["rows"]])
     acc = report["picks"][0]["acc"]
     assert report["picks"][0]["percentile"] == pytest.approx(100 * np.mean(accs <= acc))
+    assert report["picks"][0]["seed_noise"] is None  # one seed: nothing to resample
     assert main(["bench", "check", str(tmp_path / "missing")]) == 2
+
+
+def test_seed_noise_placement_by_hand():
+    """Benchmark A has seeds (0, 2), B (1, 1); a pick at (1, 1). A's resampled mean is 0, 1 or 2 with
+    chances 1/4, 1/2, 1/4, so the pick (always 1) is at the 100th percentile unless A draws 2 (50th)."""
+    bench = [[0.0, 2.0], [1.0, 1.0]]
+    noise = seed_noise_placement(bench, [1.0, 1.0], draws=20000)
+    assert noise["percentile_interval"] == [50.0, 100.0]
+    assert noise["chance_at_or_above"] == pytest.approx(0.75, abs=0.015)
+    # picked again, A shares its own resampled mean: it always ties itself, and beats B when A draws 1 or 2
+    again = seed_noise_placement(bench, [0.0, 2.0], same_as=0, draws=20000)
+    assert again["chance_at_or_above"] == pytest.approx(0.75, abs=0.015)
+    # the embedded benchmark's seeds, in benchmark order: their means are its stored accuracies
+    embedded = load_benchmark()
+    seeds = _benchmark_seed_accs(embedded, "digits")
+    assert np.mean(seeds, axis=1) == pytest.approx(embedded.targets["digits"])
+    # without seed noise there is nothing to resample: the interval is the plain percentile
+    still = seed_noise_placement([[1.0, 1.0], [3.0, 3.0], [2.0, float("nan")]], [2.0, 2.0])
+    assert still["percentile_interval"] == pytest.approx([200 / 3, 200 / 3]) and still["chance_at_or_above"] == 0.0
+    assert seed_noise_placement([[1.0], [2.0]], [1.5]) is None

@@ -213,3 +213,23 @@ def test_equal_scores_rank_the_smaller_network_first(tmp_path):
     top = result["top"]
     assert all(t["score"] == 4.0 for t in top[:2])
     assert [t["params"] for t in top if t["score"] == 4.0] == sorted(t["params"] for t in top if t["score"] == 4.0)
+
+def test_ties_at_the_top_are_counted_and_reported(tmp_path, capsys):
+    """A depth-only proxy ties every network of depth 4: search.json counts them (checked against the
+    memo by hand) and the CLI says the pick among them is the tie rule's; #params ties the networks
+    that differ in head counts only, and its count matches the memo too."""
+    run = tmp_path / "depth"
+    run.mkdir()
+    (run / "proxy.py").write_text("def score(model, inputs, targets):\n    return float(len(model.blocks))\n")
+    argv = ["search", "--proxy", str(run / "proxy.py"), "--space", "vit-digits", "--population", "8",
+            "--iterations", "2", "--mutations", "4", "--crossovers", "4", "--out", str(tmp_path / "s")]
+    assert main(argv) == 0
+    saved = json.loads((tmp_path / "s" / "search.json").read_text())
+    memo = [json.loads(x) for x in (tmp_path / "s" / EVALUATED).read_text().splitlines()]
+    deepest = sum(1 for r in memo if r["arch"]["depth"] == 4)
+    assert deepest >= 2 and saved["tied_at_top"] == deepest
+    assert f"{deepest} scored architectures share the top score" in " ".join(capsys.readouterr().err.split())
+
+    distinct = run_search("params", load_space("vit-digits"), small_config(seed=1), tmp_path / "p")
+    memo = [json.loads(x) for x in (tmp_path / "p" / EVALUATED).read_text().splitlines()]
+    assert distinct["tied_at_top"] == sum(1 for r in memo if r["params"] == distinct["top"][0]["params"])

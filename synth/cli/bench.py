@@ -117,6 +117,8 @@ def _add_check(actions) -> None:
     check.add_argument("--bench", default=None, help="benchmark built by synth bench build (default: the embedded vit-digits)")
     check.add_argument("--top", type=int, default=1, help="picks per search to train (default: 1)")
     check.add_argument("--out", type=Path, default=Path("check.json"), help="trained picks, as a benchmark JSON (default: check.json)")
+    check.add_argument("--threshold", type=float, default=90.0,
+                       help="percentile whose chance under seed noise is reported for each pick (default: 90)")
     check.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="train on the CPU or a CUDA GPU (default: cpu)")
     check.add_argument("--workers", type=int, default=None, help="parallel training processes (default: 2 on cpu, 1 on cuda)")
     check.set_defaults(handler=run_check)
@@ -131,18 +133,22 @@ def run_check(args: argparse.Namespace, out) -> int:
 
     if args.top < 1:
         raise InputError(f"--top {args.top}: check at least one pick per search")
+    if not 0 <= args.threshold <= 100:
+        raise InputError(f"--threshold {args.threshold}: a percentile is between 0 and 100")
     bench = load_benchmark(args.bench)
     picks = [pick for search in args.searches for pick in search_picks(search, args.top)]
     workers = args.workers or (1 if args.device == "cuda" else 2)
     seeds = benchmark_recipe(bench)[1]
     with out.progress(f"training {len(picks)} picks x {len(seeds)} seeds", len(picks) * len(seeds)) as advance:
-        report = check_picks(bench, picks, args.out, workers=workers, device=args.device, progress=advance)
+        report = check_picks(bench, picks, args.out, workers=workers, device=args.device, progress=advance,
+                             threshold=args.threshold)
     by_proxy = {}
     for r in report:
         by_proxy.setdefault(r["proxy"], []).append(r)
     summary = {proxy: {"picks": len(rs), "mean_acc": float(np.mean([r["acc"] for r in rs])),
                        "mean_percentile": float(np.mean([r["percentile"] for r in rs])),
-                       "min_percentile": float(np.min([r["percentile"] for r in rs]))} for proxy, rs in by_proxy.items()}
+                       "min_percentile": float(np.min([r["percentile"] for r in rs])),
+                       "mean_chance_at_or_above": _mean_chance(rs)} for proxy, rs in by_proxy.items()}
     if out.json_mode:
         out.json({"benchmark": bench.name, "picks": report, "by_proxy": summary})
         return 0
@@ -150,13 +156,31 @@ def run_check(args: argparse.Namespace, out) -> int:
     out.table(
         f"picks trained with {bench.name}'s recipe ({len(bench.meta.get('seeds', []))} seeds); "
         f"benchmark best {best:.2f}, {report[0]['of']} architectures",
-        ["search", "proxy", "seed", "params", "accuracy", "percentile", "rank", "gap"],
+        ["search", "proxy", "seed", "params", "accuracy", "percentile", "seed-noise 90% interval",
+         f"P(>= {args.threshold:g}th)", "rank", "gap"],
         [[Path(r["search"]).name, Path(r["proxy"]).name, r["search_seed"], int(r["params"]),
           f"{r['acc']:.2f} ± {np.std(r['seed_acc'], ddof=1) if len(r['seed_acc']) > 1 else 0:.2f}",
-          f"{r['percentile']:.1f}", f"{r['rank']}/{r['of']}", f"{r['gap']:.2f}"] for r in report],
+          f"{r['percentile']:.1f}", *_noise_cells(r["seed_noise"]), f"{r['rank']}/{r['of']}", f"{r['gap']:.2f}"]
+         for r in report],
     )
-    out.table("by proxy", ["proxy", "picks", "mean accuracy", "mean percentile", "lowest percentile"],
-              [[Path(p).name, s["picks"], f"{s['mean_acc']:.2f}", f"{s['mean_percentile']:.1f}", f"{s['min_percentile']:.1f}"]
+    out.table("by proxy", ["proxy", "picks", "mean accuracy", "mean percentile", "lowest percentile",
+                           f"mean P(>= {args.threshold:g}th)"],
+              [[Path(p).name, s["picks"], f"{s['mean_acc']:.2f}", f"{s['mean_percentile']:.1f}", f"{s['min_percentile']:.1f}",
+                "-" if s["mean_chance_at_or_above"] is None else f"{s['mean_chance_at_or_above']:.2f}"]
                for p, s in summary.items()])
+    out.info("the interval and chance resample every architecture's seeds (the pick's and the benchmark's): "
+             "how much of a percentile is seed noise")
     out.info(f"trained picks are in {args.out}")
     return 0
+
+
+def _mean_chance(report: list[dict]) -> float | None:
+    chances = [r["seed_noise"]["chance_at_or_above"] for r in report if r["seed_noise"]]
+    return float(sum(chances) / len(chances)) if chances else None
+
+
+def _noise_cells(noise: dict | None) -> list[str]:
+    if noise is None:
+        return ["-", "-"]
+    low, high = noise["percentile_interval"]
+    return [f"{low:.1f} to {high:.1f}", f"{noise['chance_at_or_above']:.2f}"]

@@ -88,7 +88,7 @@ def run(args: argparse.Namespace, out) -> int:
     result = run_search(args.proxy, space, config, search_dir, probe_overrides(args), device=args.device, workers=args.workers,
                         resume=args.resume is not None, progress=out.progress, log=out.info)
     if out.json_mode:
-        out.json({k: result[k] for k in ("proxy", "space", "config", "top", "evaluated", "failed", "seconds")}
+        out.json({k: result[k] for k in ("proxy", "space", "config", "top", "evaluated", "tied_at_top", "failed", "seconds")}
                  | {"out": str(search_dir)})
         return 0
     render_top(result, out)
@@ -109,6 +109,10 @@ def render_top(result: dict, out) -> None:
     out.table(f"top {len(rows)} of {result['space']['name']} by {result['proxy']} ({_budget(config)}; "
               f"seed {config['seed']}, {result['evaluated']} architectures scored)",
               ["rank", "score", "params (M)", "GMACs", "architecture"], rows)
+    tied = result["tied_at_top"]
+    if tied > 1:
+        out.info(f"note: {tied} scored architectures share the top score exactly; the proxy cannot tell them apart, "
+                 "so the pick among them is the tie rule's (smaller network first, then a seeded hash)")
     for message, count in result["errors"].items():
         out.info(f"note: {count} architectures scored NaN: {message}")
 
