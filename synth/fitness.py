@@ -11,7 +11,7 @@ import math
 import numpy as np
 from scipy import stats as sps
 
-__all__ = ["correlation", "correlations", "jcm", "INVALID", "METRICS", "valid_scores"]
+__all__ = ["correlation", "correlations", "jcm", "INVALID", "METRICS", "resolution", "valid_scores"]
 
 INVALID = -1.0  # fitness of a program that cannot rank architectures
 METRICS = ("kendall", "spearman", "pearson")
@@ -39,6 +39,21 @@ def correlations(scores, targets: dict[str, np.ndarray], rows) -> dict[str, dict
     """{metric: {task: value}} on the given rows, for every metric."""
     scores = np.asarray(scores, dtype=float)[rows]
     return {m: {task: correlation(scores, t[rows], m) for task, t in targets.items()} for m in METRICS}
+
+
+def resolution(scores, rel: float = 1e-6) -> dict:
+    """How finely `scores` separate architectures: the number of distinct finite values (values within
+    `rel` of the largest magnitude count as one) and the size of the largest group of equal scores.
+    A proxy with few distinct values can correlate well by ordering coarse groups (width, depth) yet
+    leave a search to pick inside its largest group by tie rule alone."""
+    values = np.sort(np.asarray([s for s in scores if s is not None], dtype=float))
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return {"architectures": 0, "distinct": 0, "largest_tie": 0}
+    scale = float(np.max(np.abs(values))) or 1.0
+    breaks = np.flatnonzero(np.diff(values) > rel * scale)
+    sizes = np.diff(np.concatenate([[0], breaks + 1, [len(values)]]))
+    return {"architectures": int(len(values)), "distinct": int(len(sizes)), "largest_tie": int(sizes.max())}
 
 
 def valid_scores(scores) -> bool:

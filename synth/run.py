@@ -18,7 +18,7 @@ from synth import __version__
 from synth.bench import benchmark_space, load_benchmark, split_indices
 from synth.evolve import EvolutionState, Evaluator, EvolveConfig, evolve
 from synth.export import proxy_source
-from synth.fitness import INVALID, correlations
+from synth.fitness import INVALID, correlations, resolution
 from synth.grammar import load_grammar
 from synth.programs import ProgramSpace
 from synth.rundir import CHECKPOINT, RUN_RECORD, no_progress, read_checkpoint, versions, write_json, write_text
@@ -160,6 +160,7 @@ def run_evolve(
         "baselines": {name: correlations(values, bench.targets, test_rows) for name, values in sizes.items()},
         "split": {"search": search_rows, "test": test_rows},
         "scores": [None if not np.isfinite(s) else float(s) for s in scores],
+        "resolution": {"proxy": resolution(scores), "params": resolution(sizes["params"])},
         "hall_of_fame": hall_of_fame(evaluator),
         "grammar": gram.path,
         "bench": {"source": bench_source or "embedded:" + bench.name, "name": bench.name, "space": space.name,

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from synth.fitness import INVALID, correlation, correlations, jcm, valid_scores
+from synth.fitness import INVALID, correlation, correlations, jcm, valid_scores, resolution
 
 
 def kendall_tau_b_by_hand(x, y):
@@ -65,3 +65,12 @@ def test_correlations_restricts_to_rows():
     out = correlations(s, {"t": np.array([0.0, 1.0, 2.0, 3.0])}, [1, 2, 3])
     assert out["kendall"]["t"] == pytest.approx(1.0)
     assert set(out) == {"kendall", "spearman", "pearson"}
+
+
+def test_resolution_counts_distinct_scores_and_the_largest_tie():
+    # 1, 1 + 1e-9 (a float-noise tie at 1e-6 of the largest magnitude, 4), 2, 4, 4, 4; NaN and None left out
+    scores = [1.0, 1.0 + 1e-9, 2.0, 4.0, 4.0, 4.0, float("nan"), None]
+    assert resolution(scores) == {"architectures": 6, "distinct": 3, "largest_tie": 3}
+    assert resolution([3.0, 1.0, 2.0]) == {"architectures": 3, "distinct": 3, "largest_tie": 1}
+    assert resolution([0.0, 0.0]) == {"architectures": 2, "distinct": 1, "largest_tie": 2}
+    assert resolution([None, float("inf")]) == {"architectures": 0, "distinct": 0, "largest_tie": 0}

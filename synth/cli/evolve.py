@@ -105,6 +105,9 @@ def render_summary(record: dict, run_dir, out) -> None:
         [[task, test["kendall"][task], params["kendall"][task], flops["kendall"][task], test["spearman"][task],
           params["spearman"][task]] for task in record["bench"]["tasks"]],
     )
+    proxy, params = record["resolution"]["proxy"], record["resolution"]["params"]
+    out.info(f"resolution: the proxy gives {proxy['distinct']} distinct scores to {proxy['architectures']} architectures "
+             f"(largest tie {proxy['largest_tie']}); #params gives {params['distinct']} (largest tie {params['largest_tie']})")
     out.info(
         f"wrote {run_dir}/run.json and {run_dir}/proxy.py ({record['timing']['total_seconds']:.0f} s, "
         f"{record['timing']['distinct_programs']} distinct programs)"
