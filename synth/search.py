@@ -161,12 +161,14 @@ class _Scorer:
         else:
             _init_worker(*self.args, threads=None)
 
-    def scores(self, archs: list[dict]):
-        """Yield [score or None, seconds, error or None, multiply-adds] per architecture, in order."""
+    def scores(self, archs: list[dict], count_flops: list[bool]):
+        """Yield [score or None, seconds, error or None, multiply-adds or None] per architecture, in
+        order; multiply-adds are counted where `count_flops` says so (the rest are known already)."""
+        jobs = list(zip(archs, count_flops))
         if self.pool is None:
-            yield from map(_score_in_worker, archs)
+            yield from map(_score_job, jobs)
         else:
-            yield from self.pool.imap(_score_in_worker, archs)
+            yield from self.pool.imap(_score_job, jobs)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -190,15 +192,21 @@ def _init_worker(proxy: str, space: SearchSpace, probe, device: str, threads: in
                    inputs=inputs.to(device), targets=targets.to(device), device=device)
 
 
-def _score_in_worker(arch: dict) -> list:
+def _score_job(job: tuple) -> list:
+    return _score_in_worker(*job)
+
+
+def _score_in_worker(arch: dict, count_flops: bool = True) -> list:
     """The proxy's [score, seconds, error] on the network of `arch`, and its multiply-adds (the zoo's
-    `flops`, counted on a meta-device copy) so that the size of every scored network is known."""
+    `flops`, counted on a meta-device copy) unless the budget check has counted them already, so that
+    the size of every scored network is known and counted once."""
     from synth.zoo import get_proxy
     from synth.zoo.scoring import score_network
 
     w = _WORKER
     model = w["space"].build(arch, seed=w["init_seed"]).to(w["device"])
-    return score_network(w["entry"], model, w["inputs"], w["targets"]) + [get_proxy("flops")(model, w["inputs"], w["targets"])]
+    flops = get_proxy("flops")(model, w["inputs"], w["targets"]) if count_flops else None
+    return score_network(w["entry"], model, w["inputs"], w["targets"]) + [flops]
 
 
 # ---------------------------------------------------------------- the search
@@ -227,10 +235,12 @@ class _Search:
         todo = [a for a in archs if arch_key(a) not in self.records]
         from synth.rundir import open_for_appending
 
+        known = [self.sizes.get(arch_key(a), [None, None])[1] for a in todo]
         with open_for_appending(self.out / EVALUATED) as sink:
-            for arch, (value, seconds, error, flops) in zip(todo, scorer.scores(todo)):
+            for arch, flops_known, (value, seconds, error, flops) in zip(todo, known, scorer.scores(todo, [k is None for k in known])):
                 key = arch_key(arch)
                 params = self.size(arch, flops=False)[0]
+                flops = flops_known if flops is None else flops
                 self.sizes[key] = [params, flops]
                 record = {"key": key, "arch": arch, "score": value, "seconds": seconds, "error": error,
                           "params": params, "flops": flops, "generation": self.generation}

@@ -130,11 +130,11 @@ def test_killed_search_resumes_to_the_same_result(tmp_path, monkeypatch):
     real = search_module._score_in_worker
     calls = []
 
-    def dies_after_13(arch):
+    def dies_after_13(arch, count_flops):
         calls.append(arch_key(arch))
         if len(calls) > 13:
             raise KeyboardInterrupt
-        return real(arch)
+        return real(arch, count_flops)
 
     monkeypatch.setattr(search_module, "_score_in_worker", dies_after_13)
     with pytest.raises(KeyboardInterrupt):
@@ -233,3 +233,27 @@ def test_ties_at_the_top_are_counted_and_reported(tmp_path, capsys):
     distinct = run_search("params", load_space("vit-digits"), small_config(seed=1), tmp_path / "p")
     memo = [json.loads(x) for x in (tmp_path / "p" / EVALUATED).read_text().splitlines()]
     assert distinct["tied_at_top"] == sum(1 for r in memo if r["params"] == distinct["top"][0]["params"])
+
+
+def test_flops_budget_holds_and_each_network_is_counted_once(tmp_path, monkeypatch):
+    """Under --max-flops every scored network's multiply-adds (by hand) are within the budget, and the
+    scoring worker is never asked to count what the budget check counted already; without a FLOPs
+    budget the worker counts them all."""
+    import synth.search as search_module
+
+    real, asked = search_module._score_in_worker, []
+
+    def spy(arch, count_flops):
+        asked.append(count_flops)
+        return real(arch, count_flops)
+
+    monkeypatch.setattr(search_module, "_score_in_worker", spy)
+    budget = 200_000
+    result = run_search("params", load_space("vit-digits"), small_config(max_flops=budget), tmp_path / "f")
+    memo = [json.loads(x) for x in (tmp_path / "f" / EVALUATED).read_text().splitlines()]
+    assert len(asked) == len(memo) == result["evaluated"] and not any(asked)
+    assert all(r["flops"] == pytest.approx(vit_digits_macs(r["arch"])) and r["flops"] <= budget for r in memo)
+    asked.clear()
+    run_search("params", load_space("vit-digits"), small_config(), tmp_path / "n")
+    memo = [json.loads(x) for x in (tmp_path / "n" / EVALUATED).read_text().splitlines()]
+    assert asked and all(asked) and all(r["flops"] == pytest.approx(vit_digits_macs(r["arch"])) for r in memo)
