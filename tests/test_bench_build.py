@@ -154,6 +154,8 @@ def test_architecture_files_in_every_format(tmp_path, space):
         "object.json": json.dumps({"archs": archs}),
         "search.json": json.dumps({"top": [{"arch": a, "score": 1.0 - i} for i, a in enumerate(archs)], "proxy": "x"}),
         "archs.jsonl": "\n".join(json.dumps(a) for a in archs) + "\n\n",
+        "bench.json": json.dumps({"format": "synth-benchmark/1", "space": "vit-digits", "seeds": [0],
+                                  "rows": [{"arch": a, "acc": {"digits": 50.0}} for a in archs]}),
     }
     for name, text in files.items():
         (tmp_path / name).write_text(text)
@@ -168,6 +170,7 @@ def test_architecture_files_in_every_format(tmp_path, space):
         (json.dumps([TINY[0], {**TINY[0], "embed_dim": 7}]), r"item 1: .*embed_dim"),
         (json.dumps({"archs": [TINY[0], {"depth": 1}]}), r"archs\[1\]: .*missing"),
         (json.dumps({"top": [{"arch": TINY[0]}, {"score": 1}]}), r"top\[1\]\.arch: expected an architecture"),
+        (json.dumps({"rows": [{"arch": TINY[0]}, {"arch": {**TINY[0], "depth": 3}}]}), r"rows\[1\]\.arch: .*mlp_ratio"),
         (json.dumps(TINY[0]) + "\n" + json.dumps({**TINY[0], "depth": 2}) + "\n", r"line 2: .*mlp_ratio"),
         (json.dumps(TINY[0]) + "\n{not json\n", r":2: not valid JSON"),
         ("[]", "no architectures"),

@@ -12,6 +12,7 @@ def add_parser(subparsers) -> None:
     bench = subparsers.add_parser("bench", help="build and inspect benchmarks (ground truth)")
     actions = bench.add_subparsers(dest="bench_command", metavar="ACTION", required=True)
     _add_build(actions)
+    _add_merge(actions)
     _add_check(actions)
 
 
@@ -28,8 +29,8 @@ def _add_build(actions) -> None:
     which = build.add_mutually_exclusive_group()
     which.add_argument("--archs", type=int, default=120, help="sample this many distinct architectures (default: 120)")
     which.add_argument("--arch-file", type=Path, metavar="FILE",
-                       help="train these architectures instead: a JSON list, {\"archs\": [...]}, a search.json "
-                       "(its \"top\" entries) or JSONL with one per line")
+                       help="train these architectures instead: a JSON list, {\"archs\": [...]}, a benchmark JSON "
+                       "(its rows, e.g. to add seeds), a search.json (its \"top\" entries) or JSONL with one per line")
     build.add_argument("--arch-seed", type=int, default=0, help="seed for sampling architectures (default: 0)")
     build.add_argument("--dataset", metavar="NAME|PATH",
                        help="digits, a folder of images (class subfolders give labels) or a .pt/.pth file with images "
@@ -101,6 +102,42 @@ def _seeds(text: str) -> list[int]:
     if not seeds:
         raise InputError("--seeds: give at least one training seed")
     return seeds
+
+
+def _add_merge(actions) -> None:
+    merge = actions.add_parser(
+        "merge",
+        help="join benchmark files built alike (more architectures or more seeds) into one",
+        description="Grow a benchmark without retraining: join benchmark JSONs written by synth bench build with "
+        "the same space, tasks, recipe and dataset. Rows are joined by architecture, each getting the union of its "
+        "seeds, and mean accuracies are recomputed over them. Every architecture must end up with every seed (train "
+        "missing ones with synth bench build --arch-file ... --seeds ...); the same architecture and seed with "
+        "different accuracies in two files is an error.",
+        epilog="example (my_bench.json was trained with seeds 0,1,2):\n"
+        "  synth bench build --arch-file my_bench.json --seeds 3,4 --out more_seeds.json\n"
+        "  synth bench merge my_bench.json more_seeds.json --out merged.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    merge.add_argument("benchmarks", nargs="+", type=Path, metavar="BENCH_JSON",
+                       help="benchmark files; the merged file keeps the first one's row order and metadata")
+    merge.add_argument("--out", type=Path, required=True, help="merged benchmark JSON (written atomically)")
+    merge.set_defaults(handler=run_merge)
+
+
+def run_merge(args: argparse.Namespace, out) -> int:
+    from synth.bench import merge_benchmarks
+    from synth.rundir import write_json
+
+    parts = []
+    bench = merge_benchmarks(args.benchmarks, report=parts.append)
+    write_json(args.out, bench)
+    if out.json_mode:
+        out.json({"out": str(args.out), "archs": len(bench["rows"]), "seeds": bench["seeds"], "files": parts})
+        return 0
+    brought = "; ".join(f"{p['path']}: {p['rows']} rows, {p['new_archs']} new architectures, {p['gained_seeds']} with new seeds"
+                        for p in parts)
+    out.info(f"wrote {args.out}: {len(bench['rows'])} architectures x {len(bench['seeds'])} seeds {bench['seeds']}; {brought}")
+    return 0
 
 
 def _add_check(actions) -> None:
