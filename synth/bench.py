@@ -275,8 +275,7 @@ def _recipe_mismatch(partial: Path, theirs: dict | None, ours: dict) -> str:
     if theirs is None:
         what = "holds records without a recipe (written by an older synth)"
     else:
-        changed = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
-        differ = "; ".join(f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} now" for k in changed)
+        differ = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in _differing_fields(theirs, ours))
         what = f"was made with a different recipe ({differ})"
     return (f"{partial} {what}; its results cannot be mixed with this build's. "
             f"Use another --out, or delete {partial} to start over")
@@ -473,13 +472,18 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _differing_fields(a: dict, b: dict) -> list[tuple]:
+    """(key, value in a, value in b) for every key whose values differ (absent counts as None), sorted."""
+    return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
 def _check_agree(field: str, first_path: Path, first, path: Path, value) -> None:
     """InputError naming both files, the field that differs (for a mapping, each of its keys that does)
     and both values, unless `value` equals `first`."""
     if value == first:
         return
     if isinstance(first, dict) and isinstance(value, dict):
-        differ = [(f"{field}.{k}", first.get(k), value.get(k)) for k in sorted(set(first) | set(value)) if first.get(k) != value.get(k)]
+        differ = [(f"{field}.{k}", a, b) for k, a, b in _differing_fields(first, value)]
     else:
         differ = [(field, first, value)]
     what = "; ".join(f"{name}: {a!r} in {first_path}, {b!r} in {path}" for name, a, b in differ)
