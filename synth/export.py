@@ -3,6 +3,10 @@
 The file holds the source of `synth.runtime` (statistics collection and the
 op implementations) verbatim, a `formula(S)` function printed from the sympy
 expression by `synth.execute.to_source`, and `score(model, inputs, targets)`.
+
+Text from a grammar file (its name, the terminals' LaTeX) reaches the file only
+as data: the docstring is one literal built by `docstring_literal`, and every
+other value is written with `repr`, so no grammar can make the file run code.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import inspect
 from synth import runtime
 from synth.execute import to_source
 
-__all__ = ["proxy_source"]
+__all__ = ["proxy_source", "docstring_literal"]
 
 
 def _runtime_body() -> str:
@@ -23,6 +27,19 @@ def _runtime_body() -> str:
     return source[end:].lstrip("\n")
 
 
+def docstring_literal(text: str) -> str:
+    """A triple-quoted Python literal whose value is exactly `text`, whatever `text` holds.
+
+    Text that cannot end or bend the literal (no double quote, no unprintable character, no
+    trailing backslash) is written raw, so LaTeX stays readable in the file; any other text is
+    written with backslashes, quotes and unprintable characters escaped, line by line.
+    """
+    if '"' not in text and not text.endswith("\\") and all(c == "\n" or c.isprintable() for c in text):
+        return f'r"""{text}"""'
+    lines = (line.encode("unicode_escape").decode("ascii").replace('"', '\\"') for line in text.split("\n"))
+    return '"""' + "\n".join(lines) + '"""'
+
+
 def proxy_source(formula, grammar, probe, fitness: float | None = None, synth_version: str = "") -> str:
     """Source of a stand-alone proxy module for `formula` (a synth.symbolic.Formula).
 
@@ -30,8 +47,8 @@ def proxy_source(formula, grammar, probe, fitness: float | None = None, synth_ve
     defaults of `score`, so the file measures exactly what the engine measured.
     """
     terminals = {name: grammar.terminals[name].stat for name in sorted(s.name for s in formula.expr.free_symbols)}
-    lines = [
-        f'r"""Zero-cost proxy discovered by synth {synth_version} (grammar {grammar.name!r}).',
+    doc = [
+        f"Zero-cost proxy discovered by synth {synth_version} (grammar {grammar.name!r}).",
         "",
         f"    score = {formula.canonical}",
         "",
@@ -45,7 +62,10 @@ def proxy_source(formula, grammar, probe, fitness: float | None = None, synth_ve
         "where the formula reads gradients.",
         *([f"Search-split fitness (JCM) when found: {fitness:.4f}"] if fitness is not None else []),
         "This file needs torch only.",
-        '"""',
+        "",
+    ]
+    lines = [
+        docstring_literal("\n".join(doc)),
         "",
         _runtime_body().rstrip(),
         "",
