@@ -1,10 +1,21 @@
 """Auto-Prox's elitism-preserving evolution (Algorithm 1) over typed programs, with DEAP trees.
 
-Each iteration samples a subset of the population, picks a parent at random
-among the subset's top-k, and mutates it until a child scores within `margin`
-of its parent (at most `max_retries` tries); an accepted child joins the
-population and the population's worst member is removed. Fitness is the JCM on
-the search split, memoised by canonical formula.
+Steady mode (Algorithm 1, the default): each iteration samples a subset of the
+population, picks a parent at random among the subset's top-k, and mutates it
+until a child scores within `margin` of its parent (at most `max_retries`
+tries); an accepted child joins the population and the population's worst
+member is removed.
+
+Generational mode: each iteration draws `children` parents the same way,
+mutates each once, scores all children together in one pass over the
+architectures (shared sub-expressions and per-layer scalars computed once),
+keeps the children within `margin` of their parent, and trims the population
+back to its size by dropping the worst.
+
+Fitness is the JCM on the search split, memoised by canonical formula. Every
+program's evaluation is timed; one that exceeds `time_limit` seconds over the
+search split is stopped and gets fitness -1, and each rejected program's
+reason is kept (see `Evaluator.reason_of`).
 """
 
 from __future__ import annotations
@@ -12,6 +23,8 @@ from __future__ import annotations
 import functools
 import math
 import random
+import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -21,7 +34,9 @@ from synth.fitness import INVALID, jcm
 from synth.programs import ProgramSpace
 from synth.symbolic import DegenerateProgram, Formula, to_formula
 
-__all__ = ["EvolveConfig", "Evaluator", "Member", "EvolutionState", "evolve", "initial_population"]
+__all__ = ["EvolveConfig", "Evaluator", "Member", "EvolutionState", "evolve", "initial_population", "MODES"]
+
+MODES = ("steady", "generational")
 
 
 @dataclass(frozen=True)
@@ -40,6 +55,9 @@ class EvolveConfig:
     seed: int = 0
     split_seed: int = 0
     search_fraction: float = 0.6
+    time_limit: float = 10.0  # seconds one program may take over the search split; 0 for none
+    mode: str = "steady"  # steady (Auto-Prox's Algorithm 1) | generational
+    children: int = 20  # generational mode: children scored together per iteration
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,6 +74,9 @@ class EvolveConfig:
             (self.metric in ("kendall", "spearman", "pearson"), "metric must be kendall, spearman or pearson"),
             (self.join in ("mean", "min"), "join must be mean or min"),
             (0.0 < self.search_fraction < 1.0, "search-fraction must be in (0, 1)"),
+            (self.time_limit >= 0 and math.isfinite(self.time_limit), "time-limit must be a finite number >= 0"),
+            (self.mode in MODES, f"mode must be one of {', '.join(MODES)}"),
+            (self.children >= 1, "children must be at least 1"),
         ]
         for ok, message in checks:
             if not ok:
@@ -71,9 +92,16 @@ class Evaluator:
     oldest dropped first): a child shares most of its parent's subtrees, so an
     expensive reduction such as a nuclear norm is computed once per architecture,
     not once per program that contains it.
+
+    Each distinct program's evaluation time over the search split is kept in
+    `seconds_of`, and the reason a program got fitness INVALID in `reason_of`
+    (see `REASONS`); a program is stopped as soon as its fitness is decided
+    (a non-finite score or an error on one architecture) or its time passes
+    `config.time_limit`, so no program can stall a run.
     """
 
     scalar_memo_size = 4096
+    REASONS = ("degenerate", "error", "out_of_memory", "non_finite", "constant", "undefined_correlation", "time_limit")
 
     def __init__(self, grammar, stats_per_arch: list[dict], targets: dict[str, np.ndarray], search_rows, config: EvolveConfig):
         self.grammar = grammar
@@ -83,6 +111,9 @@ class Evaluator:
         self.config = config
         self.fitness_of: dict[str, float] = {}  # canonical -> JCM on the search split
         self.complexity_of: dict[str, int] = {}
+        self.seconds_of: dict[str, float] = {}  # canonical -> evaluation seconds over the search split
+        self.reason_of: dict[str, str] = {}  # canonical -> why its fitness is INVALID
+        self.degenerate = 0  # programs that collapsed to a constant before any evaluation
         self.latex = {name: t.latex for name, t in grammar.terminals.items()}
         self._scalars = [{} for _ in self.values]  # per architecture: sympy node -> per-layer or network scalar
 
@@ -97,7 +128,7 @@ class Evaluator:
         rows = range(len(self.values)) if rows is None else rows
         out = np.full(len(self.values), math.nan)
         for i in rows:
-            out[i] = self._score(formula, self.values[i], self._shared(i))
+            out[i] = self._score(formula, self.values[i], self._shared(i))[0]
         return out
 
     def _shared(self, arch: int) -> dict:
@@ -116,34 +147,102 @@ class Evaluator:
         """`fitness` of several programs in one pass over the architectures: each architecture's
         statistics are visited once and scalar sub-expressions computed once per run."""
         formulas = [self.formula(tree) for tree in trees]
+        self.degenerate += sum(f is None for f in formulas)
         todo = {f.canonical: f for f in formulas if f is not None and f.canonical not in self.fitness_of}
         if todo:
-            scores = {key: np.full(len(self.values), math.nan) for key in todo}
-            for i in self.search_rows:
-                shared = self._shared(i)
-                for key, formula in todo.items():
-                    scores[key][i] = self._score(formula, self.values[i], shared)
-            _release_freed_memory()
-            c = self.config
-            for key, formula in todo.items():
-                self.fitness_of[key] = jcm(scores[key], self.targets, self.search_rows, c.metric, c.join, c.absolute)
-                self.complexity_of[key] = formula.complexity
+            self._score_search_split(todo)
         return [(INVALID, None) if f is None else (self.fitness_of[f.canonical], f.canonical) for f in formulas]
 
+    def _score_search_split(self, todo: dict[str, Formula]) -> None:
+        """Score `todo` on the search rows, architecture by architecture, and record fitness, time and
+        the reason of each rejection. A program leaves the pass once its fitness is decided: at its
+        first failed or non-finite score (the JCM needs every score finite) or past the time limit."""
+        limit = self.config.time_limit
+        scores = {key: np.full(len(self.values), math.nan) for key in todo}
+        seconds = dict.fromkeys(todo, 0.0)
+        failed: dict[str, str] = {}
+        live = dict(todo)
+        for i in self.search_rows:
+            shared = self._shared(i)
+            for key, formula in list(live.items()):
+                start = time.perf_counter()
+                value, error = self._score(formula, self.values[i], shared)
+                seconds[key] += time.perf_counter() - start
+                scores[key][i] = value
+                if error or not math.isfinite(value):
+                    failed[key] = error or "non_finite"
+                elif limit and seconds[key] > limit:
+                    failed[key] = "time_limit"
+                if key in failed:
+                    del live[key]
+        _release_freed_memory()
+        c = self.config
+        for key, formula in todo.items():
+            fit = INVALID if key in failed else jcm(scores[key], self.targets, self.search_rows, c.metric, c.join, c.absolute)
+            self.fitness_of[key] = fit
+            self.complexity_of[key] = formula.complexity
+            self.seconds_of[key] = seconds[key]
+            if fit <= INVALID:
+                self.reason_of[key] = failed.get(key) or _invalid_reason(scores[key][self.search_rows])
+
     @staticmethod
-    def _score(formula: Formula, values: dict, memo: dict | None = None) -> float:
+    def _score(formula: Formula, values: dict, memo: dict | None = None) -> tuple[float, str | None]:
+        """(score, None), or (NaN, reason) when evaluation fails."""
         try:
-            return evaluate(formula.expr, values, memo)
-        except (ValueError, RuntimeError, ZeroDivisionError, OverflowError):
-            return math.nan
+            return evaluate(formula.expr, values, memo), None
+        except MemoryError:
+            return math.nan, "out_of_memory"
+        except RuntimeError as exc:  # torch's OutOfMemoryError is a RuntimeError
+            return math.nan, "out_of_memory" if "out of memory" in str(exc).lower() else "error"
+        except (ValueError, ZeroDivisionError, OverflowError):
+            return math.nan, "error"
 
-    def memo(self) -> dict[str, list]:
-        """The fitness memo as JSON: {canonical: [fitness, complexity]}."""
-        return {key: [fit, self.complexity_of[key]] for key, fit in self.fitness_of.items()}
+    def rejections(self) -> dict[str, int]:
+        """How many distinct programs got fitness INVALID, by reason (degenerate programs counted per draw)."""
+        counts = Counter(self.reason_of.values())
+        if self.degenerate:
+            counts["degenerate"] += self.degenerate
+        return {reason: counts[reason] for reason in self.REASONS if counts[reason]}
 
-    def restore(self, memo: dict[str, list]) -> None:
-        for key, (fit, complexity) in memo.items():
+    def costs(self) -> dict:
+        """Evaluation seconds per distinct program over the search split: count, median, 99th percentile, max."""
+        seconds = np.asarray(list(self.seconds_of.values()), dtype=float)
+        if not len(seconds):
+            return {"programs": 0}
+        return {"programs": int(len(seconds)), "median_seconds": float(np.median(seconds)),
+                "p99_seconds": float(np.percentile(seconds, 99)), "max_seconds": float(seconds.max()),
+                "total_seconds": float(seconds.sum()), "time_limit": self.config.time_limit}
+
+    def programs(self) -> list[dict]:
+        """Every distinct program scored, in the order scored: formula, fitness, complexity, seconds, reason."""
+        return [{"formula": key, "fitness": fit, "complexity": self.complexity_of[key],
+                 "seconds": self.seconds_of.get(key), "reason": self.reason_of.get(key)}
+                for key, fit in self.fitness_of.items()]
+
+    def memo(self) -> dict:
+        """The fitness memo as JSON: {canonical: [fitness, complexity, seconds, reason]}, plus the count of
+        degenerate draws under the key "" (no formula has an empty canonical form)."""
+        entries = {key: [fit, self.complexity_of[key], self.seconds_of.get(key), self.reason_of.get(key)]
+                   for key, fit in self.fitness_of.items()}
+        return {"": self.degenerate, **entries}
+
+    def restore(self, memo: dict) -> None:
+        """Load a `memo()`; also takes the older {canonical: [fitness, complexity]} form."""
+        for key, entry in memo.items():
+            if key == "":
+                self.degenerate = int(entry)
+                continue
+            fit, complexity, *rest = entry
             self.fitness_of[key], self.complexity_of[key] = float(fit), int(complexity)
+            if rest and rest[0] is not None:
+                self.seconds_of[key] = float(rest[0])
+            if len(rest) > 1 and rest[1]:
+                self.reason_of[key] = str(rest[1])
+
+
+def _invalid_reason(scores: np.ndarray) -> str:
+    """Why finite scores on the search rows give no JCM: all equal, or a correlation that is undefined."""
+    return "constant" if np.ptp(scores) == 0 else "undefined_correlation"
 
 
 def _release_freed_memory() -> None:
@@ -242,31 +341,15 @@ def initial_population(programs: ProgramSpace, evaluator: Evaluator, config: Evo
 
 
 def evolve(programs: ProgramSpace, evaluator: Evaluator, config: EvolveConfig, state: EvolutionState | None = None, on_iteration=None) -> EvolutionState:
-    """Run (or continue) Algorithm 1 until `config.iterations`; `on_iteration(state)` after each."""
+    """Run (or continue) the evolution until `config.iterations`; `on_iteration(state)` after each."""
     state = state or EvolutionState()
     rng = _rng_from(state, config.seed)
     if not state.population:
         state.population = initial_population(programs, evaluator, config, rng)
         _save_rng(state, rng)
+    step = _generational_step if config.mode == "generational" else _steady_step
     while state.iteration < config.iterations:
-        subset = rng.sample(state.population, min(config.sample_size, len(state.population)))
-        subset.sort(key=lambda m: m.fitness, reverse=True)
-        parent = rng.choice(subset[: config.top_k])
-        parent_tree = programs.parse(parent.program)
-        child, tries = None, 0
-        while child is None and tries < config.max_retries:
-            tries += 1
-            tree = programs.mutate(parent_tree, rng, config.mutation_prob, config.subtree_prob)
-            if not programs.within_limits(tree):
-                continue
-            fit, key = evaluator.fitness(tree)
-            state.evaluations += 1
-            if key is not None and fit > INVALID and fit >= parent.fitness - config.margin:
-                child = Member(str(tree), key, fit)
-        if child is not None:
-            state.population.append(child)
-            worst = min(range(len(state.population)), key=lambda i: state.population[i].fitness)
-            state.population.pop(worst)
+        accepted, tries = step(programs, evaluator, config, state, rng)
         state.iteration += 1
         best = state.best()
         state.history.append(
@@ -275,7 +358,7 @@ def evolve(programs: ProgramSpace, evaluator: Evaluator, config: EvolveConfig, s
                 "best_fitness": best.fitness,
                 "best": best.canonical,
                 "mean_fitness": float(np.mean([m.fitness for m in state.population])),
-                "accepted": child is not None,
+                "accepted": accepted,
                 "tries": tries,
                 "distinct_evaluated": len(evaluator.fitness_of),
             }
@@ -284,3 +367,63 @@ def evolve(programs: ProgramSpace, evaluator: Evaluator, config: EvolveConfig, s
         if on_iteration:
             on_iteration(state)
     return state
+
+
+def _parent(state: EvolutionState, config: EvolveConfig, rng: random.Random) -> Member:
+    """Auto-Prox's parent choice: a random member among the top-k of a random subset."""
+    subset = rng.sample(state.population, min(config.sample_size, len(state.population)))
+    subset.sort(key=lambda m: m.fitness, reverse=True)
+    return rng.choice(subset[: config.top_k])
+
+
+def _acceptable(fit: float, key: str | None, parent: Member, config: EvolveConfig) -> bool:
+    """A child is kept if it is valid and within `margin` of its parent's fitness."""
+    return key is not None and fit > INVALID and fit >= parent.fitness - config.margin
+
+
+def _drop_worst(population: list[Member], size: int) -> None:
+    """Remove the least fit members (the earliest among equals) until `size` remain."""
+    while len(population) > size:
+        population.pop(min(range(len(population)), key=lambda i: population[i].fitness))
+
+
+def _steady_step(programs, evaluator, config, state, rng) -> tuple[bool, int]:
+    """One iteration of Algorithm 1: mutate one parent until a child is acceptable (at most
+    `max_retries` tries), add it, drop the worst. Returns (accepted, tries)."""
+    parent = _parent(state, config, rng)
+    parent_tree = programs.parse(parent.program)
+    child, tries = None, 0
+    while child is None and tries < config.max_retries:
+        tries += 1
+        tree = programs.mutate(parent_tree, rng, config.mutation_prob, config.subtree_prob)
+        if not programs.within_limits(tree):
+            continue
+        fit, key = evaluator.fitness(tree)
+        state.evaluations += 1
+        if _acceptable(fit, key, parent, config):
+            child = Member(str(tree), key, fit)
+    if child is not None:
+        state.population.append(child)
+        _drop_worst(state.population, config.population)
+    return child is not None, tries
+
+
+def _generational_step(programs, evaluator, config, state, rng) -> tuple[int, int]:
+    """One generation: `children` mutants of parents chosen as in Algorithm 1, scored together in one
+    pass over the architectures; the acceptable ones join, then the worst are dropped down to the
+    population size. Returns (children accepted, mutations drawn)."""
+    parents, trees, tries = [], [], 0
+    while len(trees) < config.children and tries < config.children * config.max_retries:
+        tries += 1
+        parent = _parent(state, config, rng)
+        tree = programs.mutate(programs.parse(parent.program), rng, config.mutation_prob, config.subtree_prob)
+        if programs.within_limits(tree):
+            parents.append(parent)
+            trees.append(tree)
+    results = evaluator.fitness_many(trees)
+    state.evaluations += len(trees)
+    children = [Member(str(tree), key, fit) for tree, parent, (fit, key) in zip(trees, parents, results)
+                if _acceptable(fit, key, parent, config)]
+    state.population.extend(children)
+    _drop_worst(state.population, config.population)
+    return len(children), tries
