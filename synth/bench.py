@@ -71,15 +71,18 @@ def split_indices(n: int, seed: int, search_fraction: float = 0.6) -> tuple[list
 
 def load_benchmark(source: str | None = None, tasks: list[str] | None = None) -> Benchmark:
     """The benchmark `source`: None for the embedded default, a named source ('vit-bench-101',
-    'nasbench201-zc:cifar10'), or a path to a synth benchmark JSON or to a ViT-Bench-101-style row file (.pth, .json, .csv).
+    'nasbench201-zc:cifar10', 'nasbench201:cifar10', 'nasbench201:cifar10@3000,seed=1'), or a path to a synth benchmark JSON or to a ViT-Bench-101-style row file (.pth, .json, .csv).
 
     `tasks` selects accuracy columns (default: the source's default tasks, or all of them).
     Missing values become NaN for their task and are counted in `meta['missing']`.
     """
-    from synth.sources import is_zc_source, load_nasbench201_zc, load_rows_file, named_source, resolve_files, rows_to_benchmark, source_for_rows
+    from synth.sources import (is_table_source, is_zc_source, load_nasbench201_table, load_nasbench201_zc, load_rows_file,
+                               named_source, resolve_files, rows_to_benchmark, source_for_rows)
 
     if source and is_zc_source(source):
         return load_nasbench201_zc(source, tasks)
+    if source and is_table_source(source):
+        return load_nasbench201_table(source, tasks)
     named = named_source(source) if source else None
     if named is not None:
         files = [(p, load_rows_file(p)) for p in resolve_files(named)]
@@ -105,9 +108,9 @@ def _read_json(path: Path):
 
 
 def _named_sources() -> list[str]:
-    from synth.sources import SOURCES, zc_source_names
+    from synth.sources import SOURCES, table_source_names, zc_source_names
 
-    return sorted(SOURCES) + zc_source_names()
+    return sorted(SOURCES) + zc_source_names() + table_source_names()
 
 
 def benchmark_space(bench: Benchmark) -> SearchSpace:

@@ -12,6 +12,10 @@ can flatter or condemn a proxy by chance. Each placement therefore comes with
 its spread under seed noise: every architecture's seeds (the pick's and each
 benchmark architecture's) are resampled with replacement and the percentile is
 recomputed, giving an interval and the chance that the pick clears a threshold.
+
+A published table that records no recipe (NAS-Bench-201's 15,625 cells, trained
+by its authors) already holds every pick's accuracy: picks are looked up in it,
+not trained, and placed among all of its architectures.
 """
 
 from __future__ import annotations
@@ -23,7 +27,12 @@ import numpy as np
 
 from synth.errors import InputError
 
-__all__ = ["benchmark_recipe", "placement", "seed_noise_placement", "search_picks", "check_picks"]
+__all__ = ["records_recipe", "benchmark_recipe", "placement", "seed_noise_placement", "search_picks", "check_picks", "lookup_picks"]
+
+
+def records_recipe(bench) -> bool:
+    """Whether the benchmark records the recipe and seeds it was trained with (so picks can be trained alike)."""
+    return isinstance(bench.meta.get("recipe"), dict) and bool(bench.meta.get("seeds"))
 
 
 def benchmark_recipe(bench):
@@ -31,11 +40,10 @@ def benchmark_recipe(bench):
     (published benchmarks such as ViT-Bench-101 were trained elsewhere, with recipes synth cannot rerun)."""
     from synth.train import Recipe
 
-    recipe, seeds = bench.meta.get("recipe"), bench.meta.get("seeds")
-    if not isinstance(recipe, dict) or not seeds:
+    if not records_recipe(bench):
         raise InputError(f"benchmark {bench.name!r} records no training recipe and seeds, so picks cannot be trained "
                          "the way its architectures were (use a benchmark built by synth bench build)")
-    return Recipe(**recipe), [int(s) for s in seeds]
+    return Recipe(**bench.meta["recipe"]), [int(s) for s in bench.meta["seeds"]]
 
 
 def placement(accuracies, acc: float) -> dict:
@@ -99,14 +107,10 @@ def check_picks(bench, picks: list[dict], out: Path, workers: int = 1, device: s
     """Train every distinct picked architecture with the benchmark's recipe and seeds (results kept in
     `out`, resumable like `synth bench build`) and place each pick in the benchmark's distribution,
     with the placement's spread under seed noise (`seed_noise`, None without per-seed accuracies)."""
-    from synth.bench import benchmark_space, build_benchmark
+    from synth.bench import build_benchmark
     from synth.space import arch_key
 
-    space = benchmark_space(bench)
-    for pick in picks:
-        if pick["space"] != space.name:
-            raise InputError(f"{pick['search']}: searched space {pick['space']!r}, but benchmark {bench.name!r} "
-                             f"holds architectures of {space.name!r}")
+    space = _same_space(bench, picks)
     recipe, seeds = benchmark_recipe(bench)
     distinct = list({arch_key(p["arch"]): p["arch"] for p in picks}.values())
     trained = build_benchmark(space, distinct, seeds, recipe, out, workers=workers, device=device, progress=progress,
@@ -127,6 +131,46 @@ def check_picks(bench, picks: list[dict], out: Path, workers: int = 1, device: s
                  if bench_seeds is not None else None)
         report.append({**pick, "task": task, "acc": acc, "seed_acc": row["seed_acc"][task],
                        "in_benchmark": stored.get(key), **placement(bench.targets[task], acc), "seed_noise": noise})
+    return report
+
+
+def _same_space(bench, picks: list[dict]):
+    """The benchmark's space; InputError when a pick was searched in another space."""
+    from synth.bench import benchmark_space
+
+    space = benchmark_space(bench)
+    for pick in picks:
+        if pick["space"] != space.name:
+            raise InputError(f"{pick['search']}: searched space {pick['space']!r}, but benchmark {bench.name!r} "
+                             f"holds architectures of {space.name!r}")
+    return space
+
+
+def lookup_picks(bench, picks: list[dict]) -> list[dict]:
+    """Each pick's accuracy on every task of the benchmark, read from the benchmark itself, and its
+    placement among all of the benchmark's architectures; one entry per pick and task.
+
+    For published tables (NAS-Bench-201 holds every cell of its space) whose training synth does not
+    rerun: no training, no seeds (`seed_acc` and `seed_noise` are None). InputError for a pick the
+    benchmark does not hold, or holds without an accuracy for a task.
+    """
+    from synth.space import arch_key
+
+    _same_space(bench, picks)
+    row_of = {arch_key(a): i for i, a in enumerate(bench.archs)}
+    report = []
+    for pick in picks:
+        row = row_of.get(arch_key(pick["arch"]))
+        if row is None:
+            raise InputError(f"{pick['search']}: pick {pick['pick']} {arch_key(pick['arch'])} is not among the {len(bench)} "
+                             f"architectures of benchmark {bench.name!r}, which records no recipe to train it with"
+                             + (" (a sample: check against the whole table instead)" if (bench.meta.get("table") or {}).get("sample") else ""))
+        for task in bench.tasks:
+            acc = float(bench.targets[task][row])
+            if not math.isfinite(acc):
+                raise InputError(f"benchmark {bench.name!r} holds no {task!r} accuracy for {pick['search']}'s pick {pick['pick']}")
+            report.append({**pick, "task": task, "acc": acc, "seed_acc": None, "in_benchmark": acc,
+                           **placement(bench.targets[task], acc), "seed_noise": None})
     return report
 
 

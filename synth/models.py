@@ -10,6 +10,7 @@ from synth.space import register_builder
 __all__ = [
     "build_vit", "build_pit", "build_nasbench201", "QKV_MODES",
     "NB201_OPS", "NB201_EDGES", "nasbench201_key", "nasbench201_arch", "nasbench201_string",
+    "nasbench201_from_string",
 ]
 
 
@@ -128,6 +129,20 @@ def nasbench201_string(arch: dict) -> str:
     nasbench201_key(arch)  # validates
     nodes = ("|" + "|".join(f"{arch[_edge_name(i, j)]}~{i - 1}" for i in range(1, j)) + "|" for j in range(2, 5))
     return "+".join(nodes)
+
+
+def nasbench201_from_string(text: str) -> dict:
+    """The nasbench201 architecture of a NAS-Bench-201 / NATS-Bench API string (the inverse of
+    nasbench201_string): node j's part lists `op~i` for each earlier node i, in order."""
+    nodes = text.strip().split("+") if isinstance(text, str) else []
+    items = [part[1:-1].split("|") if part.startswith("|") and part.endswith("|") else [] for part in nodes]
+    expected = [[f"~{i - 1}" for i in range(1, j)] for j in range(2, 5)]
+    if [[item[item.find("~"):] for item in node] for node in items] != expected or any(
+            item.partition("~")[0] not in NB201_OPS for node in items for item in node):
+        raise SpaceError(f"not a NAS-Bench-201 cell string like '|nor_conv_3x3~0|+|none~0|skip_connect~1|+"
+                         f"|skip_connect~0|avg_pool_3x3~1|nor_conv_1x1~2|' (ops {list(NB201_OPS)}): {text!r}")
+    ops = {(i, j): items[j - 2][i - 1].partition("~")[0] for i, j in NB201_EDGES}
+    return {_edge_name(i, j): ops[i, j] for i, j in NB201_EDGES}
 
 
 @cache

@@ -10,6 +10,12 @@ published when a network is reachable. Every file's sha256 is checked.
 (NAS-Bench-Suite-Zero): one JSON file, read with `json` only, holding per
 dataset the validation accuracy and NASLib's scores of 12 proxies per
 architecture.
+
+`nasbench201:<dataset>` is the whole NAS-Bench-201 table: all 15,625 cells with their
+200-epoch test accuracy on the dataset (one CSV, read with `csv` only). It holds every
+architecture of its space, so a search's picks are looked up in it rather than trained.
+`nasbench201:<dataset>@N` (or `@N,seed=S`) is a seeded sample of N of its cells, the same
+cells for the same seed, for evolving and testing on a manageable subset.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from synth.errors import BenchError, SpaceError
 __all__ = [
     "NamedSource", "SOURCES", "named_source", "load_rows_file", "rows_to_benchmark", "resolve_files", "source_for_rows",
     "ZC_SOURCES", "NB201_ZC_DATASETS", "NB201_ZC_PROXIES", "zc_source_names", "is_zc_source", "load_nasbench201_zc",
+    "TABLE_SOURCES", "table_source_names", "is_table_source", "load_nasbench201_table", "sample_rows",
 ]
 
 
@@ -41,7 +48,7 @@ class NamedSource:
     files: dict  # file name -> sha256
     space: str
     default_tasks: tuple
-    url: str  # base address the files were published under
+    url: str | None  # base address the files were published under (None: not downloadable as such)
     arch_keys: dict = field(default_factory=dict)  # renames from the source's arch dict to the space's
     flags: dict = field(default_factory=dict)  # task -> caveat shown to the user
 
@@ -83,6 +90,18 @@ NB201_ZC_DATASETS = {
     "cifar100": {"num_classes": 100, "img_size": 32},
     "ImageNet16-120": {"num_classes": 120, "img_size": 16},
 }
+# The full NAS-Bench-201 table: like the zc source, not a row file, so kept out of SOURCES
+TABLE_SOURCES = {
+    "nasbench201": NamedSource(
+        name="nasbench201",
+        folder="nasbench201-full",
+        files={"nb201_test_acc_200ep.csv": "b9c6c5c3fc3c8c830aa217d6d791faf40476d1341715d2dd5c43aba9ef2f6a76"},
+        space="nasbench201",
+        default_tasks=(),
+        url=None,  # a re-formatting of the NATS-Bench API's numbers; no public copy with this digest
+    ),
+}
+NB201_TABLE_COLUMNS = {"cifar10": "cifar10", "cifar100": "cifar100", "ImageNet16-120": "imagenet16_120"}  # dataset -> CSV column
 NB201_ZC_PROXIES = ("epe_nas", "fisher", "flops", "grad_norm", "grasp", "jacov", "l2_norm", "nwot", "params", "plain", "snip", "synflow")
 
 
@@ -131,6 +150,9 @@ def resolve_files(source: NamedSource) -> list[Path]:
             places.append(Path(os.environ["SYNTH_DATA"]) / source.folder / name)
         places.append(_cache_dir(source) / name)
         found = next((p for p in places if p.is_file()), None)
+        if found is None and source.url is None:
+            raise BenchError(f"benchmark {source.name!r}: file {name} not found; looked in {', '.join(map(str, places))}. "
+                             f"Set SYNTH_DATA to a folder holding {source.folder}/{name} (sha256 {expected}).")
         if found is None:
             target = _cache_dir(source) / name
             try:
@@ -311,4 +333,108 @@ def load_nasbench201_zc(source: str, tasks=None):
         meta={"missing": missing, "arch_ids": ids, "dataset": dataset, "path": str(path),
               "reference_scores": {proxy: np.asarray(v, dtype=float) for proxy, v in scores.items()},
               "space_fixed": dict(NB201_ZC_DATASETS[dataset]), "available_tasks": list(named.default_tasks), "flags": {}},
+    )
+
+
+# ---------------------------------------------------------------- the full NAS-Bench-201 table
+
+
+def table_source_names() -> list[str]:
+    return [f"nasbench201:{dataset}" for dataset in NB201_TABLE_COLUMNS]
+
+
+def is_table_source(source: str) -> bool:
+    return source.partition(":")[0] in TABLE_SOURCES
+
+
+def sample_rows(total: int, n: int, seed: int) -> list[int]:
+    """A seeded sample of `n` distinct row indices below `total`, sorted: the same rows for the same seed."""
+    return sorted(np.random.default_rng(seed).choice(total, n, replace=False).tolist())
+
+
+def _table_request(source: str) -> tuple[str, str, int | None, int]:
+    """(base, dataset, sample size or None, sample seed) of 'nasbench201:<dataset>[@N[,seed=S]]'."""
+    base, _, rest = source.partition(":")
+    dataset, at, spec = rest.partition("@")
+    if dataset not in NB201_TABLE_COLUMNS:
+        hint = difflib.get_close_matches(dataset, list(NB201_TABLE_COLUMNS), n=1) if dataset else []
+        raise BenchError(f"benchmark {source!r}: " + (f"unknown dataset {dataset!r}" if dataset else "no dataset given")
+                         + (f"; did you mean {base}:{hint[0]}?" if hint else "")
+                         + f" (valid: {', '.join(table_source_names())}, each optionally with @N or @N,seed=S for a seeded sample)")
+    if not at:
+        return base, dataset, None, 0
+    count, comma, seed_part = spec.partition(",")
+    try:
+        n = int(count)
+        if comma and not seed_part.startswith("seed="):
+            raise ValueError
+        seed = int(seed_part[len("seed="):]) if comma else 0
+    except ValueError:
+        raise BenchError(f"benchmark {source!r}: a sample is written @N or @N,seed=S (e.g. {base}:{dataset}@3000,seed=1), "
+                         f"not @{spec}") from None
+    if n < 1:
+        raise BenchError(f"benchmark {source!r}: a sample needs at least one architecture (got @{n})")
+    return base, dataset, n, seed
+
+
+def _read_table(path: Path) -> tuple[list[dict], list[str], dict[str, list[float]]]:
+    """(architectures, cell strings, accuracy per dataset) of every row of the NAS-Bench-201 CSV, in file order."""
+    from synth.models import nasbench201_from_string
+
+    needed = ["arch", *NB201_TABLE_COLUMNS.values()]
+    with open(path, newline="") as stream:
+        reader = csv.DictReader(stream)
+        absent = [c for c in needed if c not in (reader.fieldnames or [])]
+        if absent:
+            raise BenchError(f"{path}:1: missing column(s) {absent}; a NAS-Bench-201 table has columns {['index', *needed]}")
+        archs, cells, values, line_of = [], [], {d: [] for d in NB201_TABLE_COLUMNS}, {}
+        for row, record in enumerate(reader, start=1):
+            line = row + 1
+            cell = (record["arch"] or "").strip()
+            try:
+                archs.append(nasbench201_from_string(cell))
+            except SpaceError as exc:
+                raise BenchError(f"{path}:{line}: column 'arch': {exc}") from None
+            if cell in line_of:
+                raise BenchError(f"{path}:{line}: cell {cell} is already on line {line_of[cell]}")
+            line_of[cell] = line
+            cells.append(cell)
+            for dataset, column in NB201_TABLE_COLUMNS.items():
+                values[dataset].append(_value(record[column] or None, path, row, column))
+    if not archs:
+        raise BenchError(f"{path}: no rows")
+    return archs, cells, values
+
+
+def load_nasbench201_table(source: str, tasks=None):
+    """The benchmark `nasbench201:<dataset>`: all NAS-Bench-201 cells with their 200-epoch test accuracy
+    (task = the dataset; `tasks` may add the other two datasets, for a joint fitness), or with `@N[,seed=S]`
+    a seeded sample of N of them (sorted by row, the same for the same seed).
+
+    The dataset fixes the network's classes and the probe's resolution (`meta['space_fixed']`).
+    meta: `arch_ids` (cell strings), `table` ({'rows': the table's size, 'sample': {'n', 'seed'} or None}),
+    `dataset`, `path`, `missing`.
+    """
+    from synth.bench import Benchmark
+
+    base, dataset, n, seed = _table_request(source)
+    named = TABLE_SOURCES[base]
+    chosen = list(tasks or [dataset])
+    for task in chosen:
+        if task not in NB201_TABLE_COLUMNS:
+            hint = difflib.get_close_matches(task, list(NB201_TABLE_COLUMNS), n=1)
+            raise BenchError(f"benchmark {source!r}: unknown task {task!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+                             + f" (available: {', '.join(NB201_TABLE_COLUMNS)})")
+    [path] = resolve_files(named)
+    archs, cells, values = _read_table(path)
+    if n is not None and n > len(archs):
+        raise BenchError(f"benchmark {source!r}: a sample of {n} from a table of {len(archs)} cells")
+    rows = sample_rows(len(archs), n, seed) if n is not None else range(len(archs))
+    targets, missing = _targets({task: [values[task][i] for i in rows] for task in chosen}, f"benchmark {source!r} ({path})")
+    name = f"{base}:{dataset}" + (f"@{n},seed={seed}" if n is not None else "")
+    return Benchmark(
+        name=name, space=named.space, archs=[archs[i] for i in rows], targets=targets,
+        meta={"missing": missing, "arch_ids": [cells[i] for i in rows], "dataset": dataset, "path": str(path),
+              "table": {"rows": len(archs), "sample": {"n": n, "seed": seed} if n is not None else None},
+              "space_fixed": dict(NB201_ZC_DATASETS[dataset]), "available_tasks": list(NB201_TABLE_COLUMNS), "flags": {}},
     )

@@ -143,17 +143,23 @@ def run_merge(args: argparse.Namespace, out) -> int:
 def _add_check(actions) -> None:
     check = actions.add_parser(
         "check",
-        help="train the picks of synth search runs with a benchmark's recipe and place them in its accuracy distribution",
+        help="place the picks of synth search runs in a benchmark's accuracy distribution (trained, or looked up in a table)",
         description="Train the top architecture(s) of each search directory with the benchmark's own recipe and "
         "seeds (as its architectures were trained; results kept in --out and resumable), then report each pick's "
-        "accuracy, its percentile and rank in the benchmark, and its gap to the benchmark's best architecture.",
-        epilog="example:\n  synth bench check runs/search-evolved-0 runs/search-params-0 --out check.json",
+        "accuracy, its percentile and rank in the benchmark, and its gap to the benchmark's best architecture. "
+        "A published table without a recipe (nasbench201:cifar10, ...: all 15,625 NAS-Bench-201 cells) is not "
+        "trained: each pick's accuracy is looked up in it and placed among all of its cells.",
+        epilog="examples:\n  synth bench check runs/search-evolved-0 runs/search-params-0 --out check.json\n"
+        "  synth bench check runs/nb201-params-0 runs/nb201-nwot-0 --bench nasbench201:cifar100   # table lookup",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument("searches", nargs="+", type=Path, metavar="SEARCH_DIR", help="directories written by synth search")
-    check.add_argument("--bench", default=None, help="benchmark built by synth bench build (default: the embedded vit-digits)")
+    check.add_argument("--bench", default=None, help="benchmark built by synth bench build, or a published table to look "
+                       "picks up in (nasbench201:cifar10, nasbench201:cifar100, nasbench201:ImageNet16-120); "
+                       "default: the embedded vit-digits")
     check.add_argument("--top", type=int, default=1, help="picks per search to train (default: 1)")
-    check.add_argument("--out", type=Path, default=Path("check.json"), help="trained picks, as a benchmark JSON (default: check.json)")
+    check.add_argument("--out", type=Path, default=Path("check.json"), help="trained picks, as a benchmark JSON; not "
+                       "written for a table lookup (default: check.json)")
     check.add_argument("--threshold", type=float, default=90.0,
                        help="percentile whose chance under seed noise is reported for each pick (default: 90)")
     check.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="train on the CPU or a CUDA GPU (default: cpu)")
@@ -165,7 +171,7 @@ def run_check(args: argparse.Namespace, out) -> int:
     import numpy as np
 
     from synth.bench import load_benchmark
-    from synth.check import benchmark_recipe, check_picks, search_picks
+    from synth.check import benchmark_recipe, check_picks, lookup_picks, records_recipe, search_picks
     from synth.errors import InputError
 
     if args.top < 1:
@@ -174,6 +180,8 @@ def run_check(args: argparse.Namespace, out) -> int:
         raise InputError(f"--threshold {args.threshold}: a percentile is between 0 and 100")
     bench = load_benchmark(args.bench)
     picks = [pick for search in args.searches for pick in search_picks(search, args.top)]
+    if not records_recipe(bench):
+        return _render_lookup(bench, lookup_picks(bench, picks), out)
     workers = args.workers or (1 if args.device == "cuda" else 2)
     seeds = benchmark_recipe(bench)[1]
     with out.progress(f"training {len(picks)} picks x {len(seeds)} seeds", len(picks) * len(seeds)) as advance:
@@ -207,6 +215,35 @@ def run_check(args: argparse.Namespace, out) -> int:
     out.info("in brackets, the 5th-95th percentile range when every architecture's seeds (the pick's and the "
              "benchmark's) are resampled; P is the chance of the threshold under that resampling")
     out.info(f"trained picks are in {args.out}")
+    return 0
+
+
+def _render_lookup(bench, report: list[dict], out) -> int:
+    """The picks' accuracies as the table holds them, per task, and the mean over searches of each proxy."""
+    import numpy as np
+
+    groups: dict[tuple, list] = {}
+    for r in report:
+        groups.setdefault((r["proxy"], r["task"]), []).append(r)
+    summary: dict[str, dict] = {}
+    for (proxy, task), rs in groups.items():
+        summary.setdefault(proxy, {})[task] = {
+            "picks": len(rs), "mean_acc": float(np.mean([r["acc"] for r in rs])),
+            "mean_percentile": float(np.mean([r["percentile"] for r in rs])),
+            "min_percentile": float(np.min([r["percentile"] for r in rs]))}
+    if out.json_mode:
+        out.json({"benchmark": bench.name, "lookup": True, "picks": report, "by_proxy": summary})
+        return 0
+    best = {r["task"]: (r["best"], r["of"]) for r in report}
+    out.table(
+        f"picks looked up in {bench.name} (no training); best " + ", ".join(f"{t} {b:.2f} of {n} architectures" for t, (b, n) in best.items()),
+        ["search", "proxy", "seed", "params", "task", "accuracy", "percentile", "rank", "gap"],
+        [[Path(r["search"]).name, Path(r["proxy"]).name, r["search_seed"], int(r["params"]), r["task"], f"{r['acc']:.2f}",
+          f"{r['percentile']:.2f}", f"{r['rank']}/{r['of']}", f"{r['gap']:.2f}"] for r in report],
+    )
+    out.table("by proxy", ["proxy", "task", "picks", "mean accuracy", "mean percentile", "lowest percentile"],
+              [[Path(proxy).name, task, s["picks"], f"{s['mean_acc']:.2f}", f"{s['mean_percentile']:.2f}",
+                f"{s['min_percentile']:.2f}"] for proxy, tasks in summary.items() for task, s in tasks.items()])
     return 0
 
 

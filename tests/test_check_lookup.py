@@ -1,0 +1,84 @@
+"""`synth bench check` against a benchmark that records no recipe: picks are looked up, not trained,
+and placed among all of the benchmark's architectures (NAS-Bench-201: all 15,625 cells)."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from synth.bench import load_benchmark
+from synth.check import lookup_picks, records_recipe, search_picks
+from synth.cli import main
+from synth.errors import InputError
+from synth.models import nasbench201_from_string
+from tests.conftest import SHARED_BENCHMARKS
+from tests.test_check import fake_search
+
+CSV = SHARED_BENCHMARKS / "nasbench201-full" / "nb201_test_acc_200ep.csv"
+needs_table = pytest.mark.skipif(not CSV.is_file(), reason=f"{CSV} is not present")
+BEST_C10 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"  # tied best
+LINE_3 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+
+
+@pytest.fixture(scope="module")
+def column():
+    """{dataset column: every accuracy of the CSV}, read with the csv module alone."""
+    with open(CSV, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    return {k: np.array([float(r[k]) for r in rows]) for k in ("cifar10", "cifar100", "imagenet16_120")}
+
+
+def test_a_benchmark_without_a_recipe_is_looked_up(tmp_path, small_bench):
+    raw = json.loads(small_bench.read_text())
+    del raw["recipe"]
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps(raw))
+    bench = load_benchmark(str(bare))
+    assert not records_recipe(bench) and records_recipe(load_benchmark(str(small_bench)))
+    accs = np.array([row["acc"]["digits"] for row in raw["rows"]])
+    i = int(np.argsort(accs)[len(accs) // 2])
+    (report,) = lookup_picks(bench, search_picks(fake_search(tmp_path / "s", raw["rows"][i]["arch"])))
+    assert report["acc"] == accs[i] and report["task"] == "digits" and report["seed_noise"] is None
+    assert report["percentile"] == pytest.approx(100 * np.sum(accs <= accs[i]) / len(accs))
+    assert report["rank"] == 1 + np.sum(accs > accs[i]) and report["of"] == 24
+    other = dict(raw["rows"][i]["arch"], depth=raw["rows"][i]["arch"]["depth"] + 7)
+    with pytest.raises(InputError, match="not among the 24 architectures"):
+        lookup_picks(bench, search_picks(fake_search(tmp_path / "t", other)))
+
+
+@needs_table
+def test_known_cells_get_the_table_numbers_and_percentile(tmp_path, column):
+    picks = search_picks(fake_search(tmp_path / "a", nasbench201_from_string(LINE_3), space="nasbench201"))
+    picks += search_picks(fake_search(tmp_path / "b", nasbench201_from_string(BEST_C10), space="nasbench201", seed=1))
+    report = lookup_picks(load_benchmark("nasbench201:cifar10"), picks)
+    assert [r["acc"] for r in report] == [93.66, 94.3733]
+    c10 = column["cifar10"]
+    assert report[0]["percentile"] == pytest.approx(100 * np.count_nonzero(c10 <= 93.66) / 15625)
+    assert report[0]["rank"] == 1 + np.count_nonzero(c10 > 93.66) and report[0]["of"] == 15625
+    assert report[0]["gap"] == pytest.approx(94.3733 - 93.66)
+    assert report[1]["percentile"] == 100.0 and report[1]["rank"] == 1 and report[1]["gap"] == 0.0
+    (in16,) = lookup_picks(load_benchmark("nasbench201:ImageNet16-120"), picks[:1])
+    assert in16["acc"] == 44.0333 and in16["task"] == "ImageNet16-120"
+    assert in16["percentile"] == pytest.approx(100 * np.mean(column["imagenet16_120"] <= 44.0333))
+    both = lookup_picks(load_benchmark("nasbench201:cifar100", ["cifar100", "cifar10"]), picks[:1])
+    assert [(r["task"], r["acc"]) for r in both] == [("cifar100", 70.2933), ("cifar10", 93.66)]
+
+
+@needs_table
+def test_cli_looks_up_without_training(tmp_path, column, capsys):
+    cells = [LINE_3, LINE_3, BEST_C10]
+    searches = [fake_search(tmp_path / f"s{i}", nasbench201_from_string(c), space="nasbench201", proxy=p, seed=i)
+                for i, (c, p) in enumerate(zip(cells, ["nwot", "nwot", "params"]))]
+    out = tmp_path / "check.json"
+    assert main(["--json", "bench", "check", *map(str, searches), "--bench", "nasbench201:cifar100", "--out", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["lookup"] is True and not out.exists()
+    assert [p["acc"] for p in report["picks"]] == [70.2933, 70.2933, 73.22]
+    nwot = report["by_proxy"]["nwot"]["cifar100"]
+    assert nwot["picks"] == 2 and nwot["mean_acc"] == pytest.approx(70.2933)
+    assert nwot["mean_percentile"] == pytest.approx(100 * np.mean(column["cifar100"] <= 70.2933))
+    assert main(["bench", "check", str(searches[0]), "--bench", "nasbench201:cifar10@20,seed=3"]) == 2
+    assert "check against the whole table" in " ".join(capsys.readouterr().err.split())
+    vit = fake_search(tmp_path / "vit", {"embed_dim": 192}, space="vit-digits")
+    assert main(["bench", "check", str(vit), "--bench", "nasbench201:cifar10"]) == 2
