@@ -1,22 +1,25 @@
-"""Run directories: atomic JSON/text writes, append-only logs, the checkpoint a run resumes from, and
-what every run record holds (versions) or takes (a progress-bar factory)."""
+"""Run directories: atomic JSON/text writes, append-only logs, the checkpoint a run resumes from, the
+lock a writing process holds, and what every run record holds (versions) or takes (a progress bar)."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from synth.errors import RunDirError
 
 __all__ = [
-    "new_run_dir", "write_json", "write_text", "read_record", "read_checkpoint", "read_jsonl", "open_for_appending",
+    "new_run_dir", "refuse_existing_run", "locked_run_dir", "write_json", "json_text", "write_text", "read_record", "read_checkpoint", "read_jsonl", "open_for_appending",
     "versions", "no_progress", "CHECKPOINT", "RUN_RECORD",
 ]
 
 CHECKPOINT = "checkpoint.json"
 RUN_RECORD = "run.json"
+LOCK = ".synth.lock"
 
 
 def new_run_dir(base: Path = Path("runs")) -> Path:
@@ -29,6 +32,97 @@ def new_run_dir(base: Path = Path("runs")) -> Path:
     raise RunDirError(f"{base}: cannot find a free run folder name")
 
 
+def refuse_existing_run(path: Path, markers: tuple[str, ...] = (CHECKPOINT, RUN_RECORD), force: bool = False) -> None:
+    """RunDirError unless `path` can take a new run: a run there (one of the `markers` files) is never
+    overwritten silently; with `force` its markers are deleted, so a killed new run cannot pass for it."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"{path}: exists and is not a directory; choose another --out")
+    found = [name for name in markers if (path / name).exists()]
+    if found and not force:
+        raise RunDirError(f"{path}: already holds a run ({found[0]}); resume it with --resume {path}, "
+                          "choose another --out, or pass --force to replace it")
+    for name in found:
+        (path / name).unlink()
+
+
+@contextmanager
+def locked_run_dir(path: Path):
+    """Hold `path` (made if absent) for this process while it writes there, so two runs into one
+    directory cannot both succeed. RunDirError naming the folder when it cannot be made or written
+    (a file, read-only, impossible) or another live process holds it. On exit the lock is released,
+    and the folder removed again if this call made it and nothing was written into it."""
+    path = Path(path)
+    try:
+        made = not path.exists()
+        if not (made or path.is_dir()):
+            raise RunDirError(f"{path}: exists and is not a directory; choose another --out")
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"{path}: cannot make the run directory ({exc.strerror or exc})") from None
+    lock = path / LOCK
+    _take_lock(lock)
+    try:
+        yield path
+    finally:
+        lock.unlink(missing_ok=True)
+        if made and not any(path.iterdir()):
+            path.rmdir()
+
+
+def _take_lock(lock: Path) -> None:
+    """Create `lock` holding this process id, atomically (O_EXCL); a lock whose process is gone is
+    taken over. Acquisitions are serialised on the folder (flock), so two processes taking over one
+    stale lock cannot both win."""
+    folder_fd = os.open(lock.parent, os.O_RDONLY)
+    try:
+        _serialise(folder_fd)
+        holder = _lock_holder(lock)
+        if holder is not None and _alive(holder):
+            raise RunDirError(f"{lock.parent}: in use by process {holder}, which is writing a run there; wait for it, "
+                              f"or delete {lock} if no such synth process runs")
+        lock.unlink(missing_ok=True)  # absent, or left by a process that died
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except OSError as exc:
+            raise RunDirError(f"{lock.parent}: cannot write the run directory ({exc.strerror or exc})") from None
+        with os.fdopen(fd, "w") as sink:
+            sink.write(f"{os.getpid()}\n")
+    finally:
+        os.close(folder_fd)  # also releases the flock
+
+
+def _serialise(fd: int) -> None:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: O_EXCL alone
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+def _lock_holder(lock: Path) -> int | None:
+    """The process id in `lock`; None when there is no lock; 0 when its content is not a pid (stale)."""
+    try:
+        text = lock.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return 0
+    return int(text.strip()) if text.strip().isdigit() else 0
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def write_text(path: Path, text: str) -> None:
     """Write via a temporary file and rename, so a kill never leaves half a file."""
     path = Path(path)
@@ -39,7 +133,27 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, payload) -> None:
-    write_text(path, json.dumps(payload, indent=1, default=float) + "\n")
+    write_text(path, json_text(payload, indent=1) + "\n")
+
+
+def json_text(payload, indent: int | None = None) -> str:
+    """`payload` as strict JSON: NaN and infinities become null (bare NaN is not JSON, and other tools
+    reject it), numpy and torch scalars become numbers."""
+    return json.dumps(_plain(payload), indent=indent, allow_nan=False)
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if hasattr(value, "item"):  # numpy or torch scalar
+        return _plain(value.item())
+    return _plain(float(value))
 
 
 def read_record(path: Path, missing: str, required: tuple[str, ...] = ()) -> dict:

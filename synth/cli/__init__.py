@@ -23,14 +23,38 @@ def build_parser() -> argparse.ArgumentParser:
         description="Discover zero-cost proxies for neural architecture search by typed genetic programming.",
     )
     parser.add_argument("--version", action="version", version=f"synth {__version__}")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    parser.add_argument("--json", dest="json_mode", action="store_true", help="print machine-readable JSON on stdout")
+    _add_output_options(parser, default=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     evolve.add_parser(commands)
     bench.add_parser(commands)
     zoo.add_parser(commands)
     search.add_parser(commands)
+    for command in _command_parsers(parser):
+        _add_output_options(command, default=argparse.SUPPRESS)
     return parser
+
+
+def _add_output_options(parser: argparse.ArgumentParser, default) -> None:
+    """-q/--quiet and --json, on the root parser and again on every command, so they work before or
+    after it; a command's own option of that name (zoo's --json FILE) keeps its meaning there.
+    Commands default to SUPPRESS, so an option given before the command is not reset by it."""
+    options = ((("-q", "--quiet"), {"dest": "quiet", "help": "print nothing but errors"}),
+               (("--json",), {"dest": "json_mode", "help": "print machine-readable JSON on stdout"}))
+    for flags, spec in options:
+        try:
+            parser.add_argument(*flags, action="store_true", default=default, **spec)
+        except argparse.ArgumentError:  # the command defines this option itself
+            continue
+
+
+def _command_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every command's and sub-command's parser below `parser` (argparse keeps them in its actions)."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in dict.fromkeys(action.choices.values()):  # aliases share one parser
+                found += [command, *_command_parsers(command)]
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,11 +1,12 @@
 """Everything the CLI prints: one renderer for tables (rich or JSON), progress bars, errors.
 
-Library code never prints; it reports through callbacks that these objects provide.
+Library code never prints; it reports through callbacks that these objects provide. Text is never
+read as rich markup (a key, op or path may hold brackets such as `[/x]`); synth's own styling is
+applied as styles. Output that is not a terminal (a pipe, a file) is not cut to a width.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from contextlib import contextmanager
 
@@ -16,33 +17,36 @@ class Output:
     """Human output through rich on stderr/stdout; `quiet` silences it, `json_mode` prints JSON only."""
 
     def __init__(self, quiet: bool = False, json_mode: bool = False):
-        from rich.console import Console
-
         self.quiet = quiet
         self.json_mode = json_mode
-        self.console = Console(stderr=False, highlight=False)
-        self.err = Console(stderr=True, highlight=False)
+        self.console = _console(stderr=False)
+        self.err = _console(stderr=True)
 
     def info(self, message: str) -> None:
         if not (self.quiet or self.json_mode):
             self.err.print(message)
 
     def error(self, message: str) -> None:
-        self.err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+        from rich.text import Text
+
+        self.err.print(Text.assemble(("error:", "bold red"), " ", message))
 
     def json(self, payload) -> None:
-        sys.stdout.write(json.dumps(payload, indent=2, default=float) + "\n")
+        from synth.rundir import json_text
+
+        sys.stdout.write(json_text(payload, indent=2) + "\n")
 
     def table(self, title: str, columns: list[str], rows: list[list]) -> None:
         if self.quiet or self.json_mode:
             return
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=title, title_justify="left")
+        table = Table(title=Text(title), title_justify="left")
         for i, column in enumerate(columns):
-            table.add_column(column, justify="left" if i == 0 else "right", overflow="fold")
+            table.add_column(Text(column), justify="left" if i == 0 else "right", overflow="fold")
         for row in rows:
-            table.add_row(*(_cell(v) for v in row))
+            table.add_row(*(Text(_cell(v)) for v in row))
         self.console.print(table)
 
     @contextmanager
@@ -53,7 +57,7 @@ class Output:
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+        columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
         with Progress(*columns, console=self.err, transient=False) as bar:
             task = bar.add_task(description, total=total)
 
@@ -61,6 +65,20 @@ class Output:
                 bar.update(task, completed=done, **({"total": new_total} if new_total else {}))
 
             yield advance
+            bar.update(task, total=bar.tasks[0].completed)  # finished: work the run skipped is not pending
+
+
+def _console(stderr: bool):
+    """A rich console that never reads markup; off a terminal, lines are as long as their content."""
+    from rich.console import Console
+
+    console = Console(stderr=stderr, highlight=False, markup=False)
+    if console.is_terminal:
+        return console
+    return Console(stderr=stderr, highlight=False, markup=False, width=_UNLIMITED, soft_wrap=True)
+
+
+_UNLIMITED = 100_000  # columns: wide enough for any table, which rich sizes to its content
 
 
 def _cell(value) -> str:

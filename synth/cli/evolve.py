@@ -33,6 +33,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--tasks", default=None, help="comma-separated accuracy columns to correlate with (default: the benchmark's)")
     p.add_argument("--out", type=Path, default=None, help="run directory (default: a new folder under runs/)")
     p.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the run in DIR from its checkpoint")
+    p.add_argument("--force", action="store_true", help="replace the run already in --out (default: refuse it)")
     p.add_argument("--seed", type=int, default=d.seed, help=f"evolution seed (default: {d.seed})")
     p.add_argument("--split-seed", type=int, default=d.split_seed, help=f"seed of the search/test split (default: {d.split_seed})")
     p.add_argument("--population", type=int, default=d.population, help=f"population size P (default: {d.population})")
@@ -56,7 +57,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace, out) -> int:
     from synth.evolve import EvolveConfig
-    from synth.rundir import new_run_dir
+    from synth.rundir import locked_run_dir, new_run_dir, refuse_existing_run
     from synth.run import run_evolve
 
     if args.device == "cuda":
@@ -76,13 +77,16 @@ def run(args: argparse.Namespace, out) -> int:
         out.error(str(exc))
         return 2
     run_dir = args.resume or args.out or new_run_dir()
-    out.info(f"run directory: {run_dir}")
     probe = {"dataset": args.probe_data, "batch_size": args.probe_batch, "max_rows": args.probe_rows, "dtype": args.stats_dtype}
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
-    record = run_evolve(
-        args.grammar, args.bench, run_dir, config, tasks, probe_overrides=probe, device=args.device,
-        resume=args.resume is not None, progress=out.progress, log=out.info,
-    )
+    with locked_run_dir(run_dir):
+        if args.resume is None:
+            refuse_existing_run(run_dir, force=args.force)
+        out.info(f"run directory: {run_dir}")
+        record = run_evolve(
+            args.grammar, args.bench, run_dir, config, tasks, probe_overrides=probe, device=args.device,
+            resume=args.resume is not None, progress=out.progress, log=out.info,
+        )
     if out.json_mode:
         out.json({k: record[k] for k in ("formula", "latex", "fitness", "test", "baselines", "complexity")} | {"run_dir": str(run_dir)})
         return 0

@@ -53,8 +53,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace, out) -> int:
-    from synth.rundir import new_run_dir
-    from synth.search import SearchConfig, parse_count, run_search
+    from synth.rundir import locked_run_dir, new_run_dir, refuse_existing_run
+    from synth.search import CHECKPOINT, RESULT, SearchConfig, parse_count, run_search
     from synth.space import load_space
 
     if args.resume is None and (args.proxy is None or args.space is None):
@@ -84,9 +84,12 @@ def run(args: argparse.Namespace, out) -> int:
             return 2
         space = load_space(args.space)
     search_dir = args.resume or args.out or new_run_dir()
-    out.info(f"search directory: {search_dir}")
-    result = run_search(args.proxy, space, config, search_dir, probe_overrides(args), device=args.device, workers=args.workers,
-                        resume=args.resume is not None, progress=out.progress, log=out.info)
+    with locked_run_dir(search_dir):
+        if args.resume is None:
+            refuse_existing_run(search_dir, (CHECKPOINT, RESULT))
+        out.info(f"search directory: {search_dir}")
+        result = run_search(args.proxy, space, config, search_dir, probe_overrides(args), device=args.device,
+                            workers=args.workers, resume=args.resume is not None, progress=out.progress, log=out.info)
     if out.json_mode:
         out.json({k: result[k] for k in ("proxy", "space", "config", "top", "evaluated", "tied_at_top", "failed", "seconds")}
                  | {"out": str(search_dir)})
