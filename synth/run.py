@@ -53,6 +53,12 @@ def _final_choice(state: EvolutionState, evaluator: Evaluator):
     )
 
 
+def _progress_line(state: EvolutionState, evaluator: Evaluator, config: EvolveConfig, elapsed: float) -> str:
+    fitness = [m.fitness for m in state.population]
+    return (f"iteration {state.iteration}/{config.iterations}: best {max(fitness):.4f}, median {np.median(fitness):.4f}, "
+            f"{len(evaluator.fitness_of)} programs scored, {elapsed:.0f} s")
+
+
 def _move(stats_per_arch, device):
     if device == "cpu":
         return stats_per_arch
@@ -75,10 +81,14 @@ def run_evolve(
     resume: bool = False,
     progress=no_progress,
     log=lambda message: None,
+    log_every: int = 0,
 ) -> dict:
     """Run (or resume) an evolution and write its run directory; returns the run record.
 
     The probe is the benchmark's default (`default_probe`) with `probe_overrides` applied.
+    With `log_every` > 0, a line of progress (iteration, best and median fitness, programs scored,
+    elapsed seconds) goes to `log` every `log_every` iterations and at the last one: what a
+    piped or logged run shows where a terminal shows a progress bar.
     """
     out_dir = Path(out_dir)
     if resume:
@@ -139,6 +149,8 @@ def run_evolve(
         def on_iteration(st):
             checkpoint_now(st)
             advance(st.iteration)
+            if log_every and (st.iteration % log_every == 0 or st.iteration == config.iterations):
+                log(_progress_line(st, evaluator, config, time.perf_counter() - started))
 
         state = evolve(programs, evaluator, config, state, on_iteration)
         checkpoint_now(state)
@@ -172,7 +184,9 @@ def run_evolve(
         "versions": versions(),
         "timing": {"statistics_seconds": stats_seconds, "evolution_seconds": evolve_seconds,
                    "total_seconds": time.perf_counter() - started, "evaluations": state.evaluations,
-                   "distinct_programs": len(evaluator.fitness_of)},
+                   "distinct_programs": len(evaluator.fitness_of), "program_costs": evaluator.costs()},
+        "rejections": evaluator.rejections(),
+        "programs": evaluator.programs(),
         "history": state.history,
     }
     write_text(out_dir / "proxy.py", proxy_source(formula, gram, probe, best.fitness, __version__))

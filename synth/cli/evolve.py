@@ -44,6 +44,14 @@ def add_parser(subparsers) -> None:
     p.add_argument("--top-k", type=int, default=d.top_k, help=f"parent drawn among the subset's top k (default: {d.top_k})")
     p.add_argument("--max-retries", type=int, default=d.max_retries, help=f"mutations tried per iteration (default: {d.max_retries})")
     p.add_argument("--subtree-prob", type=float, default=d.subtree_prob, help=f"chance a mutation regrows a subtree (default: {d.subtree_prob})")
+    p.add_argument("--mode", choices=["steady", "generational"], default=d.mode,
+                   help="steady: Auto-Prox's Algorithm 1, one child per iteration; generational: --children children per "
+                   "iteration scored together in one pass (default: steady)")
+    p.add_argument("--children", type=int, default=d.children, help=f"children per iteration in generational mode (default: {d.children})")
+    p.add_argument("--time-limit", type=float, default=d.time_limit,
+                   help=f"seconds one program may take over the search split before it gets fitness -1; 0 for none (default: {d.time_limit:g})")
+    p.add_argument("--log-every", type=int, default=None, metavar="N",
+                   help="print a progress line every N iterations (default: 10 when stderr is not a terminal, else none)")
     p.add_argument("--metric", choices=["kendall", "spearman", "pearson"], default=d.metric, help="correlation inside the JCM (default: kendall)")
     p.add_argument("--join", choices=["mean", "min"], default=d.join, help="JCM over tasks: mean or min (default: mean)")
     p.add_argument("--absolute", action="store_true", help="use |correlation| in the JCM")
@@ -71,7 +79,7 @@ def run(args: argparse.Namespace, out) -> int:
             population=args.population, iterations=args.iterations, mutation_prob=args.mutation_prob,
             margin=args.margin, sample_size=args.sample_size, top_k=args.top_k, max_retries=args.max_retries,
             subtree_prob=args.subtree_prob, metric=args.metric, join=args.join, absolute=args.absolute,
-            seed=args.seed, split_seed=args.split_seed,
+            seed=args.seed, split_seed=args.split_seed, mode=args.mode, children=args.children, time_limit=args.time_limit,
         ).validate()
     except ValueError as exc:
         out.error(str(exc))
@@ -86,6 +94,7 @@ def run(args: argparse.Namespace, out) -> int:
         record = run_evolve(
             args.grammar, args.bench, run_dir, config, tasks, probe_overrides=probe, device=args.device,
             resume=args.resume is not None, progress=out.progress, log=out.info,
+            log_every=args.log_every if args.log_every is not None else (0 if out.err.is_terminal else 10),
         )
     if out.json_mode:
         out.json({k: record[k] for k in ("formula", "latex", "fitness", "test", "baselines", "complexity")} | {"run_dir": str(run_dir)})
@@ -112,6 +121,12 @@ def render_summary(record: dict, run_dir, out) -> None:
     proxy, params = record["resolution"]["proxy"], record["resolution"]["params"]
     out.info(f"resolution: the proxy gives {proxy['distinct']} distinct scores to {proxy['architectures']} architectures "
              f"(largest tie {proxy['largest_tie']}); #params gives {params['distinct']} (largest tie {params['largest_tie']})")
+    costs, rejected = record["timing"]["program_costs"], record["rejections"]
+    if costs.get("programs"):
+        out.info(f"program cost over the search split: median {costs['median_seconds']:.3f} s, 99th percentile "
+                 f"{costs['p99_seconds']:.3f} s, max {costs['max_seconds']:.3f} s (limit {costs['time_limit']:g} s)")
+    if rejected:
+        out.info("fitness -1: " + ", ".join(f"{count} {reason.replace('_', ' ')}" for reason, count in rejected.items()))
     out.info(
         f"wrote {run_dir}/run.json and {run_dir}/proxy.py ({record['timing']['total_seconds']:.0f} s, "
         f"{record['timing']['distinct_programs']} distinct programs)"
