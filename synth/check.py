@@ -27,7 +27,8 @@ import numpy as np
 
 from synth.errors import InputError
 
-__all__ = ["records_recipe", "benchmark_recipe", "placement", "seed_noise_placement", "search_picks", "check_picks", "lookup_picks"]
+__all__ = ["records_recipe", "benchmark_recipe", "placement", "seed_noise_placement", "search_picks", "check_picks",
+           "lookup_picks"]
 
 
 def records_recipe(bench) -> bool:
@@ -151,26 +152,30 @@ def lookup_picks(bench, picks: list[dict]) -> list[dict]:
     placement among all of the benchmark's architectures; one entry per pick and task.
 
     For published tables (NAS-Bench-201 holds every cell of its space) whose training synth does not
-    rerun: no training, no seeds (`seed_acc` and `seed_noise` are None). InputError for a pick the
+    rerun: no training, no seeds (`seed_acc` and `seed_noise` are None); `arch_id` is the benchmark's own
+    name of the architecture where it has one (NAS-Bench-201's cell string). InputError for a pick the
     benchmark does not hold, or holds without an accuracy for a task.
     """
     from synth.space import arch_key
 
     _same_space(bench, picks)
     row_of = {arch_key(a): i for i, a in enumerate(bench.archs)}
+    ids = bench.meta.get("arch_ids")
     report = []
     for pick in picks:
         row = row_of.get(arch_key(pick["arch"]))
         if row is None:
+            sampled = (bench.meta.get("table") or {}).get("sample")
             raise InputError(f"{pick['search']}: pick {pick['pick']} {arch_key(pick['arch'])} is not among the {len(bench)} "
                              f"architectures of benchmark {bench.name!r}, which records no recipe to train it with"
-                             + (" (a sample: check against the whole table instead)" if (bench.meta.get("table") or {}).get("sample") else ""))
+                             + (" (a sample: check against the whole table instead)" if sampled else ""))
         for task in bench.tasks:
             acc = float(bench.targets[task][row])
             if not math.isfinite(acc):
-                raise InputError(f"benchmark {bench.name!r} holds no {task!r} accuracy for {pick['search']}'s pick {pick['pick']}")
-            report.append({**pick, "task": task, "acc": acc, "seed_acc": None, "in_benchmark": acc,
-                           **placement(bench.targets[task], acc), "seed_noise": None})
+                raise InputError(f"benchmark {bench.name!r} holds no {task!r} accuracy for {pick['search']}'s "
+                                 f"pick {pick['pick']}")
+            report.append({**pick, "arch_id": ids[row] if ids else None, "task": task, "acc": acc, "seed_acc": None,
+                           "in_benchmark": acc, **placement(bench.targets[task], acc), "seed_noise": None})
     return report
 
 

@@ -52,7 +52,7 @@ def test_known_cells_get_the_table_numbers_and_percentile(tmp_path, column):
     picks = search_picks(fake_search(tmp_path / "a", nasbench201_from_string(LINE_3), space="nasbench201"))
     picks += search_picks(fake_search(tmp_path / "b", nasbench201_from_string(BEST_C10), space="nasbench201", seed=1))
     report = lookup_picks(load_benchmark("nasbench201:cifar10"), picks)
-    assert [r["acc"] for r in report] == [93.66, 94.3733]
+    assert [r["acc"] for r in report] == [93.66, 94.3733] and [r["arch_id"] for r in report] == [LINE_3, BEST_C10]
     c10 = column["cifar10"]
     assert report[0]["percentile"] == pytest.approx(100 * np.count_nonzero(c10 <= 93.66) / 15625)
     assert report[0]["rank"] == 1 + np.count_nonzero(c10 > 93.66) and report[0]["of"] == 15625

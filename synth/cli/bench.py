@@ -236,7 +236,8 @@ def _render_lookup(bench, report: list[dict], out) -> int:
         return 0
     best = {r["task"]: (r["best"], r["of"]) for r in report}
     out.table(
-        f"picks looked up in {bench.name} (no training); best " + ", ".join(f"{t} {b:.2f} of {n} architectures" for t, (b, n) in best.items()),
+        f"picks looked up in {bench.name} (no training); best "
+        + ", ".join(f"{t} {b:.2f} of {n} architectures" for t, (b, n) in best.items()),
         ["search", "proxy", "seed", "params", "task", "accuracy", "percentile", "rank", "gap"],
         [[Path(r["search"]).name, Path(r["proxy"]).name, r["search_seed"], int(r["params"]), r["task"], f"{r['acc']:.2f}",
           f"{r['percentile']:.2f}", f"{r['rank']}/{r['of']}", f"{r['gap']:.2f}"] for r in report],
