@@ -12,6 +12,15 @@ Prints, measured side by side in one run on the same architectures (medians over
 
     python benchmarks/eval_speed.py --space autoformer-tiny --archs 4 --batch 16 --device cpu
     python benchmarks/eval_speed.py --space autoformer-tiny --archs 8 --batch 128 --device cuda
+
+With `--run RUN_DIR` it prints the run-level figure instead: every distinct program a real
+`synth evolve` run scored (run.json's `programs`, or the checkpoint's memo), re-scored over the
+run's search split from the statistics cache, once as the engine scored them before the
+throughput work (float64 Gram eigendecompositions, one batched eigvalsh per shape; no program
+stopped early) and once as it scores them now, side by side: distinct programs per second, the
+median and 99th-percentile cost per program, and the memory-bandwidth floor of the same reads.
+
+    python benchmarks/eval_speed.py --run runs/vit-bench-101-s0 [--programs 200]
 """
 
 from __future__ import annotations
@@ -20,6 +29,9 @@ import argparse
 import math
 import statistics
 import time
+from pathlib import Path
+
+import numpy as np
 
 import torch
 import torch.nn.functional as F
@@ -94,16 +106,123 @@ def read_bandwidth(device) -> float:
     return x.numel() * 4 / seconds
 
 
+def nuclear_float64_batched(v):
+    """The nuclear norm as the engine computed it before the throughput work: float64 Grams and one
+    batched eigvalsh per shape group (kept here only to measure the change)."""
+    out = torch.empty(v.layout.layers, dtype=v.data.dtype, device=v.data.device)
+    for (r, c), layers, block in v.blocks():
+        stack = block.double()
+        gram = stack @ stack.transpose(1, 2) if r <= c else stack.transpose(1, 2) @ stack
+        out[layers] = torch.sqrt(torch.linalg.eigvalsh(gram).clamp_min(0)).sum(dim=1).to(out.dtype)
+    return out
+
+
+def run_programs(run_dir: Path) -> tuple[dict, list[str]]:
+    """(the run's record or checkpoint, the program text of every distinct program it scored, in order)."""
+    from synth.rundir import CHECKPOINT, RUN_RECORD, read_record
+
+    if (run_dir / RUN_RECORD).is_file():
+        record = read_record(run_dir / RUN_RECORD, "not a run directory")
+        if "programs" in record:
+            return record, [p["program"] for p in record["programs"] if p.get("program")]
+    checkpoint = read_record(run_dir / CHECKPOINT, "neither run.json nor checkpoint.json: not a run directory")
+    return checkpoint, [entry[4] for key, entry in checkpoint.get("memo", {}).items() if key and len(entry) > 4 and entry[4]]
+
+
+def score_all(formulas, values, rows, stop_early: bool) -> list[float]:
+    """Seconds each formula takes over `rows`, scored one after another with one run-long scalar memo
+    per architecture, as the Evaluator does; with `stop_early` a formula stops at its first
+    non-finite score or failure, as the Evaluator does now."""
+    shared = {i: {} for i in rows}
+    costs = []
+    for formula in formulas:
+        start = time.perf_counter()
+        for i in rows:
+            try:
+                value = evaluate(formula.expr, values[i], shared[i])
+            except (ValueError, RuntimeError, ZeroDivisionError, OverflowError):
+                value = math.nan
+            if stop_early and not math.isfinite(value):
+                break
+        costs.append(time.perf_counter() - start)
+    return costs
+
+
+def run_level(args) -> None:
+    """The run-level figure: before and after, on the same programs and statistics, in one run."""
+    from synth.bench import benchmark_space, load_benchmark, split_indices
+    from synth.stats import load_statistics
+    from synth.symbolic import DegenerateProgram
+
+    run_dir = Path(args.run)
+    record, keys = run_programs(run_dir)
+    grammar = load_grammar(record["grammar"])
+    bench_source = record["bench"]["source"] if isinstance(record.get("bench"), dict) else record.get("bench")
+    bench = load_benchmark(None if str(bench_source).startswith("embedded:") else bench_source, record.get("tasks"))
+    space = benchmark_space(bench)
+    probe = Probe(**record["probe"])
+    config = record["config"]
+    rows, _ = split_indices(len(bench), config["split_seed"], config["search_fraction"])
+    rows = rows[: args.archs] if args.archs else rows
+    if args.programs:
+        keys = keys[: args.programs]
+    programs = ProgramSpace(grammar)
+    formulas = []
+    for text in keys:
+        try:
+            formulas.append(to_formula(programs.parse(text), grammar))
+        except DegenerateProgram:
+            continue
+    stats = load_statistics(space, [bench.archs[i] for i in rows], probe, grammar.statistics)
+    values = dict(zip(rows, (grammar.terminal_values(r) for r in stats)))
+    bandwidth = read_bandwidth("cpu")
+    floors = []
+    for f in formulas:
+        used = {s.name for s in f.expr.free_symbols}
+        nbytes = sum(_nbytes(values[i][u]) for i in rows for u in used)
+        floors.append(nbytes / bandwidth)
+
+    current = runtime._nuclear_norms
+    runtime._nuclear_norms = nuclear_float64_batched
+    try:
+        before = score_all(formulas, values, rows, stop_early=False)
+    finally:
+        runtime._nuclear_norms = current
+    after = score_all(formulas, values, rows, stop_early=True)
+
+    med = statistics.median
+    print(f"run {run_dir}: {len(formulas)} distinct programs of {len(keys)} scored by the run, re-scored over "
+          f"{len(rows)} search architectures of {bench.name}; CPU ({torch.get_num_threads()} threads), "
+          f"read bandwidth {bandwidth / 1e9:.1f} GB/s")
+    print(f"{'engine':<34}{'programs/s':>11}{'median s':>10}{'p99 s':>9}{'max s':>9}{'total s':>9}")
+    for name, costs in (("before (float64 nuclear, no stop)", before), ("now", after),
+                        ("memory-bandwidth floor", floors)):
+        print(f"{name:<34}{len(costs) / sum(costs):>11.2f}{med(costs):>10.4f}{np.percentile(costs, 99):>9.4f}"
+              f"{max(costs):>9.4f}{sum(costs):>9.1f}")
+    print(f"now / before: {sum(before) / sum(after):.2f}x the programs per second; now / floor: "
+          f"{sum(after) / sum(floors):.0f}x the floor's time")
+
+
+def _nbytes(value) -> int:
+    data = value.data if isinstance(value, Layers) else value
+    return data.numel() * data.element_size()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--space", default="autoformer-tiny")
-    parser.add_argument("--archs", type=int, default=4)
+    parser.add_argument("--archs", type=int, default=None, help="architectures (default: 4; with --run, the whole search split)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--rows", type=int, default=256, help="activation rows kept per layer in the cache")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--grammar", default="vit")
+    parser.add_argument("--run", default=None, metavar="RUN_DIR", help="print the run-level figure for this run's programs")
+    parser.add_argument("--programs", type=int, default=0, help="with --run: only the first N programs (default: all)")
     args = parser.parse_args()
+    if args.run:
+        run_level(args)
+        return
 
     torch.manual_seed(0)
     space = load_space(args.space)
@@ -112,7 +231,7 @@ def main() -> None:
     formulas = {name: to_formula(programs.parse(text), grammar) for name, text in PROGRAMS.items()}
     probe = Probe(dataset="gaussian", batch_size=args.batch, max_rows=args.rows)
     inputs, targets = probe.batch(space)
-    archs = space.sample_distinct(args.archs, seed=0)
+    archs = space.sample_distinct(args.archs or 4, seed=0)
     bandwidth = read_bandwidth(args.device)
 
     inputs, targets = inputs.to(args.device), targets.to(args.device)

@@ -113,6 +113,7 @@ class Evaluator:
         self.complexity_of: dict[str, int] = {}
         self.seconds_of: dict[str, float] = {}  # canonical -> evaluation seconds over the search split
         self.reason_of: dict[str, str] = {}  # canonical -> why its fitness is INVALID
+        self.program_of: dict[str, str] = {}  # canonical -> the first program (DEAP tree text) scored under it
         self.degenerate = 0  # programs that collapsed to a constant before any evaluation
         self.latex = {name: t.latex for name, t in grammar.terminals.items()}
         self._scalars = [{} for _ in self.values]  # per architecture: sympy node -> per-layer or network scalar
@@ -149,6 +150,9 @@ class Evaluator:
         formulas = [self.formula(tree) for tree in trees]
         self.degenerate += sum(f is None for f in formulas)
         todo = {f.canonical: f for f in formulas if f is not None and f.canonical not in self.fitness_of}
+        for tree, f in zip(trees, formulas):
+            if f is not None and f.canonical in todo:
+                self.program_of.setdefault(f.canonical, str(tree))
         if todo:
             self._score_search_split(todo)
         return [(INVALID, None) if f is None else (self.fitness_of[f.canonical], f.canonical) for f in formulas]
@@ -214,15 +218,17 @@ class Evaluator:
                 "total_seconds": float(seconds.sum()), "time_limit": self.config.time_limit}
 
     def programs(self) -> list[dict]:
-        """Every distinct program scored, in the order scored: formula, fitness, complexity, seconds, reason."""
-        return [{"formula": key, "fitness": fit, "complexity": self.complexity_of[key],
+        """Every distinct program scored, in the order scored: formula, program (tree text), fitness,
+        complexity, seconds, reason."""
+        return [{"formula": key, "program": self.program_of.get(key), "fitness": fit, "complexity": self.complexity_of[key],
                  "seconds": self.seconds_of.get(key), "reason": self.reason_of.get(key)}
                 for key, fit in self.fitness_of.items()]
 
     def memo(self) -> dict:
-        """The fitness memo as JSON: {canonical: [fitness, complexity, seconds, reason]}, plus the count of
-        degenerate draws under the key "" (no formula has an empty canonical form)."""
-        entries = {key: [fit, self.complexity_of[key], self.seconds_of.get(key), self.reason_of.get(key)]
+        """The fitness memo as JSON: {canonical: [fitness, complexity, seconds, reason, program]}, plus the
+        count of degenerate draws under the key "" (no formula has an empty canonical form)."""
+        entries = {key: [fit, self.complexity_of[key], self.seconds_of.get(key), self.reason_of.get(key),
+                         self.program_of.get(key)]
                    for key, fit in self.fitness_of.items()}
         return {"": self.degenerate, **entries}
 
@@ -238,6 +244,8 @@ class Evaluator:
                 self.seconds_of[key] = float(rest[0])
             if len(rest) > 1 and rest[1]:
                 self.reason_of[key] = str(rest[1])
+            if len(rest) > 2 and rest[2]:
+                self.program_of[key] = str(rest[2])
 
 
 def _invalid_reason(scores: np.ndarray) -> str:

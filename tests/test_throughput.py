@@ -152,6 +152,11 @@ def test_generational_runs_are_reproducible_and_resume_exactly(small_bench, tmp_
     programs = straight["programs"]
     assert len(programs) == straight["timing"]["distinct_programs"]
     assert all(p["seconds"] is not None and p["seconds"] >= 0 for p in programs)
+    grammar = load_grammar("vit")
+    space = ProgramSpace(grammar)
+    from synth.symbolic import to_formula
+
+    assert all(to_formula(space.parse(p["program"]), grammar).canonical == p["formula"] for p in programs)
     assert sum(p["reason"] is not None for p in programs) + straight["rejections"].get("degenerate", 0) == sum(
         straight["rejections"].values())
 
