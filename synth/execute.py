@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import sympy
+import torch
 
 from synth import runtime
 from synth.symbolic import DegenerateProgram
@@ -43,6 +44,8 @@ RUNTIME_OF = {
     "nuclear": "op_nuclear",
     "layer_mean": "op_mean",
     "layer_sum": "op_sum",
+    "hamming_kernel": "op_hamming_kernel",
+    "logdet": "op_logdet",
 }
 
 
@@ -76,7 +79,7 @@ def evaluate(expr: sympy.Expr, values: dict[str, object], shared: dict | None = 
             return small[node]
         if node.is_Symbol:
             result = values[node.name]
-            if isinstance(result, runtime.Layers):
+            if isinstance(result, (runtime.Layers, torch.Tensor)):
                 result = result.float()  # statistics may be stored in bfloat16
         elif node.is_Number:
             result = _number(node)

@@ -19,11 +19,11 @@ import yaml
 from synth.errors import GrammarError
 from synth.ops import OPS
 from synth.resources import read_yaml
-from synth.runtime import QUANTITIES
+from synth.runtime import STATISTICS
 
 __all__ = ["Grammar", "TypeDef", "Terminal", "Primitive", "Limits", "load_grammar"]
 
-KINDS = ("tensor", "layer", "scalar")
+KINDS = ("tensor", "layer", "scalar", "kernel")
 _TOP_KEYS = ("name", "description", "root", "limits", "types", "groups", "terminals", "operations", "programs")
 _TYPE_KEYS = ("kind", "layer", "network", "doc")
 _TERMINAL_KEYS = ("type", "stat", "latex", "doc")
@@ -36,7 +36,7 @@ class TypeDef:
     name: str
     kind: str  # tensor | layer | scalar
     layer: str | None = None  # tensor types: the per-layer scalar type their reductions return
-    network: str | None = None  # layer types: the network scalar type their aggregations return
+    network: str | None = None  # layer and kernel types: the network scalar type their aggregations (reductions) return
     doc: str = ""
 
 
@@ -44,7 +44,7 @@ class TypeDef:
 class Terminal:
     name: str
     type: str
-    stat: str  # statistic 'kind.quantity', see synth.runtime.collect_statistics
+    stat: str  # statistic 'kind.quantity', a name of synth.runtime.STATISTICS
     latex: str = ""
 
 
@@ -220,11 +220,11 @@ def _parse_types(ctx, raw) -> dict[str, TypeDef]:
         types[name] = TypeDef(name, kind, spec.get("layer"), spec.get("network"), str(spec.get("doc", "")))
     for name, spec in raw.items():
         t = types[name]
-        for key, want_kind, owner_kind in (("layer", "layer", "tensor"), ("network", "scalar", "layer")):
+        for key, want_kind, owner_kinds in (("layer", "layer", ("tensor",)), ("network", "scalar", ("layer", "kernel"))):
             target = getattr(t, key)
             if target is None:
-                if t.kind == owner_kind:
-                    raise ctx.error(spec, f"types.{name}", f"a {owner_kind} type needs '{key}:' (a {want_kind} type)")
+                if t.kind in owner_kinds:
+                    raise ctx.error(spec, f"types.{name}", f"a {t.kind} type needs '{key}:' (a {want_kind} type)")
                 continue
             if target not in types:
                 raise ctx.error(ctx.line_of(spec, key), f"types.{name}.{key}", f"unknown type {target!r}{_suggest(target, types)}")
@@ -262,19 +262,18 @@ def _parse_terminals(ctx, raw, types) -> dict[str, Terminal]:
         type_name = spec.get("type")
         if not isinstance(type_name, str) or type_name not in types:
             raise ctx.error(ctx.line_of(spec, "type"), f"{where}.type", f"unknown type {type_name!r}{_suggest(type_name, types)}")
-        if types[type_name].kind != "tensor":
-            raise ctx.error(
-                ctx.line_of(spec, "type"), f"{where}.type",
-                f"a terminal holds one tensor per layer, so its type must be a tensor type; {type_name!r} is a {types[type_name].kind} type",
-            )
         stat = spec.get("stat")
-        if not isinstance(stat, str) or stat.count(".") != 1:
-            raise ctx.error(ctx.line_of(spec, "stat"), f"{where}.stat", "must name a statistic as 'module.quantity', e.g. 'msa.weight'")
-        module, quantity = stat.split(".")
-        if module not in ("msa", "mlp") or quantity not in QUANTITIES:
+        if not isinstance(stat, str) or stat not in STATISTICS:
             raise ctx.error(
                 ctx.line_of(spec, "stat"), f"{where}.stat",
-                f"unknown statistic {stat!r}: module must be msa or mlp, quantity one of {', '.join(QUANTITIES)}",
+                f"unknown statistic {stat!r}{_suggest(stat, STATISTICS)}",
+            )
+        want = STATISTICS[stat].role
+        if types[type_name].kind != want:
+            holds = "one tensor per layer" if want == "tensor" else "one number per layer"
+            raise ctx.error(
+                ctx.line_of(spec, "type"), f"{where}.type",
+                f"statistic {stat!r} holds {holds}, so the terminal's type must be a {want} type; {type_name!r} is a {types[type_name].kind} type",
             )
         terminals[name] = Terminal(name, type_name, stat, str(spec.get("latex", "")))
     return terminals
@@ -304,8 +303,9 @@ def _signatures_for(ctx, spec, entry, where, types, groups):
             sig_line = sigs.lines[i] if hasattr(sigs, "lines") else line
             out.append(_parse_signature(ctx, text, sig_line, f"{where}.signatures", types))
         return out
-    if role == "matmul":
-        raise ctx.error(line, where, f"op {spec.name!r} is a matrix product: list its 'signatures' explicitly")
+    if role in ("matmul", "kernel"):
+        what = "a matrix product" if role == "matmul" else "a kernel of per-sample values"
+        raise ctx.error(line, where, f"op {spec.name!r} is {what}: list its 'signatures' explicitly")
     on = entry.get("for")
     if not isinstance(on, list) or not on:
         raise ctx.error(line, where, "needs 'for: [types or groups]' or 'signatures: [...]'")
@@ -332,6 +332,10 @@ def _signatures_for(ctx, spec, entry, where, types, groups):
             if t.kind != "layer":
                 raise ctx.error(line, where, f"aggregation {spec.name!r} applies to layer types; {name!r} is a {t.kind} type")
             out.append(((name,), t.network))
+        elif role == "kernel_reduce":
+            if t.kind != "kernel":
+                raise ctx.error(line, where, f"kernel reduction {spec.name!r} applies to kernel types; {name!r} is a {t.kind} type")
+            out.append(((name,), t.network))
     return out
 
 
@@ -348,6 +352,10 @@ def _check_signature(ctx, spec, args, ret, line, where, types):
         raise ctx.error(line, where, f"ill-typed signature {sig!r}: reduction {spec.name!r} maps a tensor type to its layer type")
     if spec.role == "aggregate" and (types[args[0]].kind != "layer" or types[args[0]].network != ret):
         raise ctx.error(line, where, f"ill-typed signature {sig!r}: aggregation {spec.name!r} maps a layer type to its network type")
+    if spec.role == "kernel" and (types[args[0]].kind != "tensor" or types[ret].kind != "kernel"):
+        raise ctx.error(line, where, f"ill-typed signature {sig!r}: kernel {spec.name!r} maps a tensor type (one row per sample) to a kernel type")
+    if spec.role == "kernel_reduce" and (types[args[0]].kind != "kernel" or types[args[0]].network != ret):
+        raise ctx.error(line, where, f"ill-typed signature {sig!r}: kernel reduction {spec.name!r} maps a kernel type to its network type")
     if spec.role == "matmul":
         kinds = {types[a].kind for a in (*args, ret)}
         layer_types = {types[a].layer for a in (*args, ret)}

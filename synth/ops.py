@@ -6,7 +6,10 @@ Roles decide the signatures an op can have in a grammar:
 - ``binary``: element-wise, T, T -> T (both arguments of one type);
 - ``reduce``: per-layer tensor -> per-layer scalar (T -> the type's ``layer``);
 - ``aggregate``: per-layer scalars -> network scalar (L -> the type's ``network``);
-- ``matmul``: matrix products; their signatures are spelled out in the grammar.
+- ``matmul``: matrix products; their signatures are spelled out in the grammar;
+- ``kernel``: per-layer per-sample values (rows are samples) -> one samples x samples
+  kernel of the network, pooled over layers; signatures spelled out in the grammar;
+- ``kernel_reduce``: a kernel -> network scalar (K -> the kernel type's ``network``).
 
 Element-wise ops map to sympy forms that sympy may simplify exactly (``x*x`` is
 ``x**2``); protected or non-element-wise ops map to opaque sympy functions so
@@ -22,7 +25,7 @@ import sympy
 
 __all__ = ["OpSpec", "OPS", "ROLES", "SYMPY_FUNCTIONS"]
 
-ROLES = ("unary", "binary", "reduce", "aggregate", "matmul")
+ROLES = ("unary", "binary", "reduce", "aggregate", "matmul", "kernel", "kernel_reduce")
 
 
 def _opaque(name: str, latex: str, *, nonnegative: bool = False, idempotent: bool = False, nargs: int = 1):
@@ -68,12 +71,14 @@ layer_sum = _opaque("layer_sum", r"\sum_{{l}}\left({0}\right)")
 matmul = _opaque("matmul", r"{0}\,{1}", nargs=2)
 matmul_tn = _opaque("matmul_tn", r"{0}^{{\top}}{1}", nargs=2)
 matmul_nt = _opaque("matmul_nt", r"{0}\,{1}^{{\top}}", nargs=2)
+hamming_kernel = _opaque("hamming_kernel", r"K_{{H}}\left({0}\right)", nonnegative=True)
+logdet = _opaque("logdet", r"\log\left|\det {0}\right|")
 
 SYMPY_FUNCTIONS = {
     cls.__name__: cls
     for cls in (
         logabs, sqrtabs, inv, relu, sigmoid, zscore, minmax, softmax, log_softmax, mean, std, tsum,
-        fro, l1, nuclear, layer_mean, layer_sum, matmul, matmul_tn, matmul_nt,
+        fro, l1, nuclear, layer_mean, layer_sum, matmul, matmul_tn, matmul_nt, hamming_kernel, logdet,
     )
 }
 
@@ -91,7 +96,7 @@ class OpSpec:
     @property
     def shape_dependent(self) -> bool:
         """Whether applying the op to a constant gives a value that depends on the unseen shape."""
-        return self.whole_tensor or self.role in ("reduce", "aggregate", "matmul")
+        return self.whole_tensor or self.role in ("reduce", "aggregate", "matmul", "kernel", "kernel_reduce")
 
     @property
     def arity(self) -> int:
@@ -137,5 +142,9 @@ OPS: dict[str, OpSpec] = {
         # aggregations over layers
         _spec("layer_mean", "aggregate", layer_mean, "mean over layers"),
         _spec("layer_sum", "aggregate", layer_sum, "sum over layers"),
+        # per-sample kernels, pooled over layers, and their reductions
+        _spec("hamming_kernel", "kernel", hamming_kernel,
+              "samples x samples agreement counts of 0/1 codes, summed over layers: c c^T + (1 - c)(1 - c)^T"),
+        _spec("logdet", "kernel_reduce", logdet, "log |det K| of a samples x samples kernel"),
     )
 }

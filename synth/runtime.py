@@ -17,30 +17,51 @@ import torch
 import torch.nn.functional as F
 
 EPS = 1e-12  # protection for log, inverse and the normalisations
-QUANTITIES = ("weight", "weight_grad", "input", "output_grad")
+SAMPLE_GRAD_CHUNK = 1 << 24  # per-sample gradient elements formed at once (64 MB in float32)
 
 
-# ---------------------------------------------------------------- statistics
+# ---------------------------------------------------------------- where statistics are measured
 
 
-def linear_layers_by_kind(model):
-    """The model's linear layers grouped as {'msa': [...], 'mlp': [...]} in forward order.
+class Site:
+    """One module a statistic is measured at: the module, the 1-based index of its block
+    (attention or MLP module) in forward order, and its attention module's head count (MSA only)."""
+
+    __slots__ = ("module", "depth", "heads")
+
+    def __init__(self, module, depth, heads=None):
+        self.module, self.depth, self.heads = module, depth, heads
+
+
+def sites_by_kind(model):
+    """{'msa': [...], 'mlp': [...], 'act': [...]}: the Sites of the model, in forward order.
 
     Found by structure, not class name, so any timm ViT family model works
     (VisionTransformer, DeiT, PiT): an attention module holds `qkv` and `proj`
-    linear layers; an MLP module holds `fc1` and `fc2`.
+    linear layers (kind msa); an MLP module holds `fc1` and `fc2` (kind mlp)
+    and, between them, its hidden activation module `act` (kind act).
     """
-    kinds = {"msa": [], "mlp": []}
+    kinds = {"msa": [], "mlp": [], "act": []}
     for module in model.modules():
         if isinstance(getattr(module, "qkv", None), torch.nn.Linear) and isinstance(
             getattr(module, "proj", None), torch.nn.Linear
         ):
-            kinds["msa"] += [module.qkv, module.proj]
+            depth, heads = len(kinds["msa"]) // 2 + 1, getattr(module, "num_heads", None)
+            kinds["msa"] += [Site(module.qkv, depth, heads), Site(module.proj, depth, heads)]
         elif isinstance(getattr(module, "fc1", None), torch.nn.Linear) and isinstance(
             getattr(module, "fc2", None), torch.nn.Linear
         ):
-            kinds["mlp"] += [module.fc1, module.fc2]
+            depth = len(kinds["mlp"]) // 2 + 1
+            kinds["mlp"] += [Site(module.fc1, depth), Site(module.fc2, depth)]
+            if isinstance(getattr(module, "act", None), torch.nn.Module):
+                kinds["act"].append(Site(module.act, depth))
     return kinds
+
+
+def linear_layers_by_kind(model):
+    """The model's linear layers grouped as {'msa': [...], 'mlp': [...]} in forward order (see sites_by_kind)."""
+    sites = sites_by_kind(model)
+    return {kind: [site.module for site in sites[kind]] for kind in ("msa", "mlp")}
 
 
 def _row_subset(n_rows, max_rows, seed):
@@ -51,59 +72,148 @@ def _row_subset(n_rows, max_rows, seed):
     return torch.randperm(n_rows, generator=generator)[:max_rows].sort().values
 
 
+def _rows(t, options):
+    """`t` flattened to (samples x tokens, features), keeping the seeded row subset of `options`."""
+    flat = t.detach().reshape(-1, t.shape[-1])
+    keep = _row_subset(flat.shape[0], options["max_rows"], options["row_seed"])
+    return (flat if keep is None else flat[keep.to(flat.device)]).float().clone()
+
+
+def _sample_grad_moments(captured):
+    """(mean over samples n of |g_n|, population std over samples of g_n) for a linear layer, where
+    g_n = N gy_n^T x_n is the weight gradient of sample n's own loss (the batch loss is the mean of
+    N samples' losses, so gy_n is 1/N of that sample's output gradient; tokens are summed).
+
+    Exact, and bounded in memory: per-sample gradients are formed a few samples at a time and
+    folded into float64 sums of g, g^2 and |g|. Computed once per layer and kept in `captured`.
+    """
+    if "sample_grad_moments" not in captured:
+        x, gy = captured["input"].detach(), captured["output_grad"].detach()
+        n = x.shape[0]
+        x, gy = x.reshape(n, -1, x.shape[-1]).float(), gy.reshape(n, -1, gy.shape[-1]).float()
+        size = gy.shape[-1] * x.shape[-1]
+        step = max(1, SAMPLE_GRAD_CHUNK // size)
+        total = torch.zeros(3, gy.shape[-1], x.shape[-1], dtype=torch.float64, device=x.device)
+        for start in range(0, n, step):
+            g = (n * torch.einsum("nto,nti->noi", gy[start : start + step], x[start : start + step])).double()
+            total[0] += g.sum(dim=0)
+            total[1] += (g * g).sum(dim=0)
+            total[2] += g.abs().sum(dim=0)
+        mean = total[0] / n
+        std = (total[1] / n - mean * mean).clamp_min(0).sqrt()
+        captured["sample_grad_moments"] = ((total[2] / n).float(), std.float())
+    return captured["sample_grad_moments"]
+
+
+def _scalar(value):
+    return torch.tensor(float(value))
+
+
+class Statistic:
+    """One row of the statistics table.
+
+    `read(site, captured, options)` returns the statistic at one site: a matrix for role
+    'tensor' (the statistic is a Layers), a number for role 'layer' (a 1-D tensor, one entry
+    per site). `at` says when it is read: 'after' the pass, from the module; in a forward
+    pre-hook ('forward', `captured['input']` is the module's input); or in a backward hook
+    ('backward', `captured` also holds 'output_grad', the loss gradient at the output).
+    `needs` is the pass it needs: 'none', 'forward' or 'backward'. `shape` is its shape per
+    site, in words.
+    """
+
+    __slots__ = ("kind", "read", "at", "needs", "role", "shape")
+
+    def __init__(self, kind, read, at, needs, role, shape):
+        self.kind, self.read, self.at, self.needs, self.role, self.shape = kind, read, at, needs, role, shape
+
+
+def _linear_statistics(kind):
+    """The statistics every linear-layer kind (msa, mlp) offers, named 'kind.quantity'."""
+    rows = {
+        "weight": (lambda s, c, o: s.module.weight.detach().float(), "after", "none", "tensor", "out x in"),
+        "weight_grad": (lambda s, c, o: s.module.weight.grad.detach().float(), "after", "backward", "tensor", "out x in"),
+        "input": (lambda s, c, o: _rows(c["input"], o), "forward", "forward", "tensor", "(samples x tokens) x in"),
+        "output_grad": (lambda s, c, o: _rows(c["output_grad"], o), "backward", "backward", "tensor", "(samples x tokens) x out"),
+        "sample_grad_abs_mean": (lambda s, c, o: _sample_grad_moments(c)[0], "backward", "backward", "tensor", "out x in"),
+        "sample_grad_std": (lambda s, c, o: _sample_grad_moments(c)[1], "backward", "backward", "tensor", "out x in"),
+        "numel": (lambda s, c, o: _scalar(s.module.weight.numel()), "after", "none", "layer", "one number"),
+        "width_in": (lambda s, c, o: _scalar(s.module.weight.shape[1]), "after", "none", "layer", "one number"),
+        "width_out": (lambda s, c, o: _scalar(s.module.weight.shape[0]), "after", "none", "layer", "one number"),
+        "tokens": (lambda s, c, o: _scalar(c["input"].shape[-2] if c["input"].dim() >= 3 else 1), "forward", "forward", "layer", "one number"),
+        "depth": (lambda s, c, o: _scalar(s.depth), "after", "none", "layer", "one number"),
+    }
+    return {f"{kind}.{quantity}": Statistic(kind, *row) for quantity, row in rows.items()}
+
+
+STATISTICS = {
+    **_linear_statistics("msa"),
+    **_linear_statistics("mlp"),
+    "msa.heads": Statistic("msa", lambda s, c, o: _scalar(s.heads), "after", "none", "layer", "one number"),
+    "act.code": Statistic("act", lambda s, c, o: (c["input"].detach() > 0).reshape(c["input"].shape[0], -1).float(),
+                          "forward", "forward", "tensor", "samples x (tokens x hidden units)"),
+}
+QUANTITIES = tuple(name.partition(".")[2] for name in STATISTICS if name.startswith("mlp."))  # of every linear kind
+
+
+def _hooks_for(site, rows, captured, options, values):
+    """Register the hooks computing `rows` ({name: Statistic}) at `site`; returns their handles."""
+    forward = {n: r for n, r in rows.items() if r.at == "forward"}
+    backward = {n: r for n, r in rows.items() if r.at == "backward"}
+    handles = []
+
+    def pre_hook(module, args):
+        captured["input"] = args[0]
+        for name, row in forward.items():
+            values[name] = row.read(site, captured, options)
+        if not backward:
+            del captured["input"]
+
+    def backward_hook(module, grad_input, grad_output):
+        captured["output_grad"] = grad_output[0]
+        for name, row in backward.items():
+            values[name] = row.read(site, captured, options)
+        captured.clear()
+
+    if forward or backward:
+        handles.append(site.module.register_forward_pre_hook(pre_hook))
+    if backward:
+        handles.append(site.module.register_full_backward_hook(backward_hook))
+    return handles
+
+
 def collect_statistics(model, inputs, targets, wanted, max_rows=None, row_seed=0):
-    """Per-layer tensors of one forward and backward pass with cross-entropy.
+    """Statistics of one forward and backward pass with cross-entropy, by name (see STATISTICS).
 
     Only what `wanted` needs is run: no backward pass when no gradient is
-    wanted, no pass at all for weights alone.
+    wanted, no pass at all for weights and structure alone.
 
-    `wanted` is an iterable of names 'kind.quantity' (kind msa or mlp;
-    quantity weight, weight_grad, input or output_grad). Returns
-    {name: Layers}. Activations and output gradients are flattened to
-    (samples x tokens, features); with `max_rows`, each layer keeps a seeded
-    subset of at most that many rows, the same rows for its input and its
-    output gradient, so their products stay meaningful while memory stays
-    bounded. Weight gradients are always exact.
+    Returns {name: value}: a Layers (one matrix per site) for a 'tensor'
+    statistic, a 1-D tensor (one number per site) for a 'layer' statistic.
+    Activations and output gradients are flattened to (samples x tokens,
+    features); with `max_rows`, each layer keeps a seeded subset of at most
+    that many rows, the same rows for its input and its output gradient, so
+    their products stay meaningful while memory stays bounded. Weight
+    gradients and per-sample gradient moments are always exact.
     """
     wanted = sorted(set(wanted))
-    layers = linear_layers_by_kind(model)
     for name in wanted:
-        kind, _, quantity = name.partition(".")
-        if kind not in layers or quantity not in QUANTITIES:
+        if name not in STATISTICS:
             raise ValueError(f"unknown statistic {name!r}")
-    acts, grads, handles = {}, {}, []
-
-    def rows(t):
-        flat = t.detach().reshape(-1, t.shape[-1])
-        keep = _row_subset(flat.shape[0], max_rows, row_seed)
-        return (flat if keep is None else flat[keep.to(flat.device)]).float().clone()
-
-    def keep_input(key):
-        def hook(module, args, output):
-            acts[key] = rows(args[0])
-
-        return hook
-
-    def keep_output_grad(key):
-        def hook(module, grad_input, grad_output):
-            grads[key] = rows(grad_output[0])
-
-        return hook
-
-    for kind, modules in layers.items():
-        for i, module in enumerate(modules):
-            if f"{kind}.input" in wanted:
-                handles.append(module.register_forward_hook(keep_input((kind, i))))
-            if f"{kind}.output_grad" in wanted:
-                handles.append(module.register_full_backward_hook(keep_output_grad((kind, i))))
-    needs_backward = any(name.split(".")[1] in ("weight_grad", "output_grad") for name in wanted)
-    needs_forward = needs_backward or any(name.endswith(".input") for name in wanted)
+    sites = sites_by_kind(model)
+    options = {"max_rows": max_rows, "row_seed": row_seed}
+    per_site, handles = {}, []  # (kind, index) -> {name: value}
+    for kind, kind_sites in sites.items():
+        rows = {n: STATISTICS[n] for n in wanted if STATISTICS[n].kind == kind and STATISTICS[n].at != "after"}
+        for i, site in enumerate(kind_sites):
+            per_site[(kind, i)] = {}
+            handles += _hooks_for(site, rows, {}, options, per_site[(kind, i)])
+    needs = {STATISTICS[n].needs for n in wanted}
     try:
         model.zero_grad(set_to_none=True)
         model.train()
-        if needs_backward:
+        if "backward" in needs:
             F.cross_entropy(model(inputs), targets).backward()
-        elif needs_forward:
+        elif "forward" in needs:
             with torch.no_grad():  # activations only: no graph, no backward pass
                 model(inputs)
     finally:
@@ -111,17 +221,12 @@ def collect_statistics(model, inputs, targets, wanted, max_rows=None, row_seed=0
             handle.remove()
     stats = {}
     for name in wanted:
-        kind, quantity = name.split(".")
-        modules = layers[kind]
-        if quantity == "weight":
-            tensors = [m.weight.detach().float() for m in modules]
-        elif quantity == "weight_grad":
-            tensors = [m.weight.grad.detach().float() for m in modules]
-        elif quantity == "input":
-            tensors = [acts[(kind, i)] for i in range(len(modules))]
-        else:
-            tensors = [grads[(kind, i)] for i in range(len(modules))]
-        stats[name] = Layers.from_list(tensors)
+        row = STATISTICS[name]
+        values = [
+            row.read(site, {}, options) if row.at == "after" else per_site[(row.kind, i)][name]
+            for i, site in enumerate(sites[row.kind])
+        ]
+        stats[name] = Layers.from_list(values) if row.role == "tensor" else torch.stack(values) if values else torch.zeros(0)
     return stats
 
 
@@ -221,9 +326,12 @@ def _per_block(fn, v):
 
 def _std_rows(t, keepdim=False):
     """Population standard deviation over the last axis, as the norm of the centred values
-    (torch.std along an axis is about ten times slower on the CPU)."""
+    (torch.std along an axis is about ten times slower on the CPU), accumulated in float64:
+    in float32 the norm of a few 100k values (a layer's activations or sign codes) drifts by
+    1e-5 relative, which a program subtracting two close numbers amplifies."""
     centred = t - t.mean(dim=-1, keepdim=True)
-    return torch.linalg.vector_norm(centred, dim=-1, keepdim=keepdim) / t.shape[-1] ** 0.5
+    norm = torch.linalg.vector_norm(centred, dim=-1, keepdim=keepdim, dtype=torch.float64).to(t.dtype)
+    return norm / t.shape[-1] ** 0.5
 
 
 def _zscore_rows(t):
@@ -422,3 +530,32 @@ def _nuclear_norms(v):
 def op_nuclear(x):
     """Nuclear norm: sum of singular values of each layer's matrix."""
     return _reduce(_nuclear_norms, lambda t: torch.linalg.matrix_norm(t, ord="nuc"), x)
+
+
+# ---------------------------------------------------------------- per-sample kernels
+
+
+def op_hamming_kernel(x):
+    """NWOT's kernel of 0/1 codes: K[i, j] = number of units where samples i and j agree, over all layers.
+
+    Each layer's matrix has one row per sample (codes c in {0, 1}); K = sum over layers of
+    c c^T + (1 - c)(1 - c)^T, computed in float64 (counts stay exact), a samples x samples tensor.
+    """
+    if not isinstance(x, Layers):
+        raise ValueError("hamming_kernel needs per-layer codes (one row per sample)")
+    samples = {shape[0] for shape in x.layout.shapes}
+    if len(samples) != 1:
+        raise ValueError("hamming_kernel needs the same number of samples (rows) in every layer")
+    n = samples.pop()
+    kernel = torch.zeros(n, n, dtype=torch.float64, device=x.data.device)
+    for _, _, block in x.blocks():
+        for code in block.double():
+            kernel += code @ code.T + (1 - code) @ (1 - code).T
+    return kernel
+
+
+def op_logdet(k):
+    """log |det K| of a samples x samples kernel (-inf when K is singular), in float64."""
+    if not isinstance(k, torch.Tensor) or k.dim() != 2:
+        raise ValueError("logdet needs a samples x samples kernel")
+    return torch.linalg.slogdet(k.double()).logabsdet

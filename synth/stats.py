@@ -121,7 +121,7 @@ def _cache_stem(root: Path, space: SearchSpace, arch: dict, probe: Probe, stats:
 
 
 def statistics_for(space: SearchSpace, arch: dict, probe: Probe, stats: tuple[str, ...], batch=None, device="cpu") -> dict:
-    """{statistic: Layers} of `arch` under `probe`, computed now (no cache)."""
+    """{statistic: value} of `arch` under `probe`, computed now (no cache); see collect_statistics."""
     from synth.runtime import collect_statistics
 
     inputs, targets = batch if batch is not None else probe.batch(space)
@@ -133,9 +133,11 @@ def _write_entry(stem: Path, record: dict, dtype: str) -> None:
     import torch
 
     header, chunks, offset = {"format": CACHE_FORMAT, "dtype": dtype, "stats": {}}, [], 0
-    for name, layers in sorted(record.items()):
-        data = layers.data.detach().to("cpu", getattr(torch, dtype)).contiguous()
-        header["stats"][name] = {"offset": offset, "numel": data.numel(), "shapes": [list(s) for s in layers.layout.shapes]}
+    for name, value in sorted(record.items()):
+        per_layer = isinstance(value, torch.Tensor)  # one number per layer, not a Layers
+        data = (value if per_layer else value.data).detach().to("cpu", getattr(torch, dtype)).contiguous()
+        shapes = None if per_layer else [list(s) for s in value.layout.shapes]
+        header["stats"][name] = {"offset": offset, "numel": data.numel(), "shapes": shapes}
         chunks.append(data)
         offset += data.numel()
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -148,17 +150,20 @@ def _write_entry(stem: Path, record: dict, dtype: str) -> None:
     os.replace(tmp_json, stem.with_suffix(".json"))  # the header last: its presence marks a complete entry
 
 
-def _stored(layers, dtype: str):
-    """`layers` as the cache would give them back: on the CPU, in the storage dtype."""
+def _stored(value, dtype: str):
+    """A statistic as the cache would give it back: on the CPU, in the storage dtype."""
     import torch
 
     from synth.runtime import Layers, Layout
 
-    return Layers(layers.data.detach().to("cpu", getattr(torch, dtype)), Layout.of(layers.layout.shapes, "cpu"))
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", getattr(torch, dtype))
+    return Layers(value.data.detach().to("cpu", getattr(torch, dtype)), Layout.of(value.layout.shapes, "cpu"))
 
 
 def _read_entry(stem: Path) -> dict | None:
-    """{statistic: Layers} memory-mapped from a cache entry, or None if absent or damaged."""
+    """{statistic: Layers, or a 1-D tensor for per-layer numbers} memory-mapped from a cache entry,
+    or None if absent or damaged."""
     import torch
 
     from synth.runtime import Layers, Layout
@@ -172,10 +177,11 @@ def _read_entry(stem: Path) -> dict | None:
         flat = torch.from_file(str(stem.with_suffix(".bin")), shared=False, size=total, dtype=dtype)
     except (OSError, ValueError, KeyError, AttributeError):
         return None
-    return {
-        name: Layers(flat[e["offset"] : e["offset"] + e["numel"]], Layout.of(e["shapes"], "cpu"))
-        for name, e in header["stats"].items()
-    }
+    out = {}
+    for name, e in header["stats"].items():
+        data = flat[e["offset"] : e["offset"] + e["numel"]]
+        out[name] = data if e["shapes"] is None else Layers(data, Layout.of(e["shapes"], "cpu"))
+    return out
 
 
 def load_statistics(space, archs, probe: Probe, stats, cache: Path | None = None, progress=None, device="cpu") -> list[dict]:
@@ -200,7 +206,7 @@ def load_statistics(space, archs, probe: Probe, stats, cache: Path | None = None
                 _write_entry(stem, record, probe.dtype)
                 record = _read_entry(stem)
             else:
-                record = {name: _stored(layers, probe.dtype) for name, layers in record.items()}
+                record = {name: _stored(value, probe.dtype) for name, value in record.items()}
         out.append(record)
         if progress:
             progress(i + 1, len(archs))

@@ -57,7 +57,15 @@ STRAIGHT = {
     "nuclear": reduce(lambda t: torch.linalg.svdvals(t.double()).sum().float()),
     "layer_mean": torch.mean,
     "layer_sum": torch.sum,
+    # samples i, j: the number of units whose codes are equal, counted by comparison over all layers
+    "hamming_kernel": lambda x: sum((t[:, None, :] == t[None, :, :]).sum(-1).double() for t in x),
+    "logdet": lambda k: torch.log(torch.linalg.eigvalsh(k.double()).abs()).sum(),
 }
+
+
+def per_layer_lists(values: dict) -> dict:
+    """{terminal: list of per-layer tensors} from engine values (per-layer numbers stay one 1-D tensor)."""
+    return {name: v.matrices() if hasattr(v, "matrices") else v for name, v in values.items()}
 
 
 def straightforward(tree, grammar, lists):

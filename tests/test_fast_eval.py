@@ -12,7 +12,7 @@ from synth.grammar import load_grammar
 from synth.programs import ProgramSpace
 from synth.space import load_space
 from synth.stats import Probe, load_statistics
-from tests.reference import random_formulas, straightforward
+from tests.reference import per_layer_lists, random_formulas, straightforward
 
 
 def test_fast_and_straightforward_evaluation_agree(small_bench):
@@ -21,8 +21,8 @@ def test_fast_and_straightforward_evaluation_agree(small_bench):
     bench = load_benchmark(str(small_bench))
     stats = load_statistics(load_space(bench.space), bench.archs[:6], Probe(), grammar.statistics)
     values = [grammar.terminal_values(rec) for rec in stats]
-    lists = [{name: [m.clone() for m in layers.matrices()] for name, layers in v.items()} for v in values]
-    lists64 = [{name: [m.double() for m in ms] for name, ms in plain.items()} for plain in lists]
+    lists = [{name: [m.clone() for m in ms] if isinstance(ms, list) else ms.clone() for name, ms in per_layer_lists(v).items()} for v in values]
+    lists64 = [{name: [m.double() for m in ms] if isinstance(ms, list) else ms.double() for name, ms in p.items()} for p in lists]
     rng = random.Random(7)
     compared = 0
     for tree, formula in random_formulas(programs, grammar, rng):

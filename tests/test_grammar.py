@@ -84,11 +84,11 @@ def test_vit_grammar_loads_with_auto_prox_ops_and_all_statistics():
     assert any(OPS[op].role == "matmul" for op in ops)
     stats = {f"{module}.{quantity}" for module in ("msa", "mlp")
              for quantity in ("weight", "weight_grad", "input", "output_grad")}
-    assert set(g.statistics) == stats and len(g.statistics) == 8
+    assert stats <= set(g.statistics)  # Auto-Prox's 8; the others are checked in tests/test_stats_*.py
     assert g.root == "net" and g.types["net"].kind == "scalar"
     assert math.isfinite(g.min_height[g.root]) and g.min_height[g.root] <= g.limits.max_depth
-    # terminal -> reduction -> aggregation is the shortest way to the network score
-    assert g.min_height[g.root] == 2
+    # a per-layer structural number -> aggregation is the shortest way to the network score
+    assert g.min_height[g.root] == 1
 
 
 def test_vit_grammar_signatures_follow_the_typing_rules():
@@ -103,6 +103,10 @@ def test_vit_grammar_signatures_follow_the_typing_rules():
             assert args[0].kind == "tensor" and args[0].layer == p.ret
         elif role == "aggregate":
             assert args[0].kind == "layer" and args[0].network == p.ret
+        elif role == "kernel":
+            assert args[0].kind == "tensor" and ret.kind == "kernel"
+        elif role == "kernel_reduce":
+            assert args[0].kind == "kernel" and args[0].network == p.ret
         else:
             assert len(args) == 2 and {t.kind for t in (*args, ret)} == {"tensor"}
             assert len({t.layer for t in (*args, ret)}) == 1

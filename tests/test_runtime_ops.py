@@ -96,13 +96,16 @@ def test_every_op_maps_to_torch_and_back(op):
     if spec.role == "aggregate":
         values = {"x": torch.tensor([1.0, 2.0, 4.0])}
         expr = spec.sympy(x)
+    elif spec.role in ("kernel", "kernel_reduce"):  # 0/1 codes of 3 samples in two layers -> a kernel -> a number
+        values = {"x": layers(np.eye(3, 4, dtype=np.float32), np.eye(3, 2, dtype=np.float32))}
+        expr = OPS["logdet"].sympy(OPS["hamming_kernel"].sympy(x))
     elif spec.arity == 2:
         values = {"x": layers(A @ A.T), "y": layers(A @ A.T)}
         expr = OPS["mean"].sympy(spec.sympy(x, y))
     else:
         values = {"x": layers(A, B)}
         expr = OPS["mean"].sympy(spec.sympy(x)) if spec.role != "reduce" else spec.sympy(x)
-    engine = evaluate(OPS["layer_sum"].sympy(expr) if spec.role != "aggregate" else expr, values)
+    engine = evaluate(OPS["layer_sum"].sympy(expr) if spec.role not in ("aggregate", "kernel", "kernel_reduce") else expr, values)
     assert np.isfinite(engine)
     assert "op_" in to_source(expr)
 

@@ -13,7 +13,7 @@ from synth.programs import ProgramSpace
 from synth.space import load_space
 from synth.stats import Probe, load_statistics
 from synth.symbolic import DegenerateProgram, to_formula
-from tests.reference import random_formulas, straightforward
+from tests.reference import per_layer_lists, random_formulas, straightforward
 
 @pytest.fixture(scope="module")
 def grammar():
@@ -53,7 +53,7 @@ def test_simplified_formula_ranks_all_benchmark_architectures_like_the_raw_tree(
     bench = load_benchmark(None)
     stats = load_statistics(load_space(bench.space), bench.archs, Probe(), grammar.statistics)
     values = [grammar.terminal_values(rec) for rec in stats]
-    lists = [{name: layers.matrices() for name, layers in v.items()} for v in values]
+    lists = [per_layer_lists(v) for v in values]
     rng = random.Random(0)
     checked = 0
     for tree, formula in random_formulas(programs, grammar, rng):
@@ -76,7 +76,7 @@ def test_generated_and_mutated_programs_are_well_formed(grammar, programs, small
     """Typing alone keeps shapes compatible: no program raises a shape error on real statistics."""
     bench = load_benchmark(str(small_bench))
     stats = load_statistics(load_space(bench.space), bench.archs[:2], Probe(), grammar.statistics)
-    lists = [{name: layers.matrices() for name, layers in grammar.terminal_values(rec).items()} for rec in stats]
+    lists = [per_layer_lists(grammar.terminal_values(rec)) for rec in stats]
     rng = random.Random(1)
     for _ in range(150):
         tree = programs.mutate(programs.random_tree(rng), rng, 0.5, 0.5)
