@@ -69,6 +69,16 @@ def split_indices(n: int, seed: int, search_fraction: float = 0.6) -> tuple[list
     return sorted(order[:n_search].tolist()), sorted(order[n_search:].tolist())
 
 
+def inner_split(rows: list[int], validation: float, seed: int) -> tuple[list[int], list[int]]:
+    """Seeded split of the search rows into the rows fitness is computed on and an inner validation
+    fold (`validation` of them) that only the final pick sees; ([rows], []) when `validation` is 0.
+    The test split is never part of either."""
+    if not validation:
+        return list(rows), []
+    fit, held = split_indices(len(rows), seed + 1, 1.0 - validation)
+    return [rows[i] for i in fit], [rows[i] for i in held]
+
+
 def load_benchmark(source: str | None = None, tasks: list[str] | None = None) -> Benchmark:
     """The benchmark `source`: None for the embedded default, a named source ('vit-bench-101',
     'nasbench201-zc:cifar10', 'nasbench201:cifar10', 'nasbench201:cifar10@3000,seed=1'), or a path to a synth benchmark JSON or to a ViT-Bench-101-style row file (.pth, .json, .csv).

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from synth.execute import evaluate
-from synth.fitness import INVALID, jcm
+from synth.fitness import INVALID, jcm, resampled_jcm, resamples
 from synth.programs import ProgramSpace
 from synth.symbolic import DegenerateProgram, Formula, to_formula
 
@@ -58,6 +58,12 @@ class EvolveConfig:
     time_limit: float = 10.0  # seconds one program may take over the search split; 0 for none
     mode: str = "steady"  # steady (Auto-Prox's Algorithm 1) | generational
     children: int = 20  # generational mode: children scored together per iteration
+    resamples: int = 0  # fitness from this many seeded subsets of the search rows; 0: the whole split at once
+    resample_fraction: float = 0.8  # each subset's share of the search rows
+    resample_quantile: float = 0.25  # fitness is this quantile of the subsets' JCMs
+    validation: float = 0.0  # share of the search split held out to pick the final formula; 0: pick by fitness
+    seed_programs: bool = False  # start the population with the grammar's named programs
+    restarts: int = 1  # independent evolutions in a row, sharing the fitness memo; the pick is over all
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -77,6 +83,11 @@ class EvolveConfig:
             (self.time_limit >= 0 and math.isfinite(self.time_limit), "time-limit must be a finite number >= 0"),
             (self.mode in MODES, f"mode must be one of {', '.join(MODES)}"),
             (self.children >= 1, "children must be at least 1"),
+            (self.resamples >= 0, "resamples must be >= 0"),
+            (0.0 < self.resample_fraction <= 1.0, "resample-fraction must be in (0, 1]"),
+            (0.0 <= self.resample_quantile <= 1.0, "resample-quantile must be in [0, 1]"),
+            (0.0 <= self.validation < 1.0, "validation must be in [0, 1)"),
+            (self.restarts >= 1, "restarts must be at least 1"),
         ]
         for ok, message in checks:
             if not ok:
@@ -116,6 +127,7 @@ class Evaluator:
         self.program_of: dict[str, str] = {}  # canonical -> the first program (DEAP tree text) scored under it
         self.degenerate = 0  # programs that collapsed to a constant before any evaluation
         self.latex = {name: t.latex for name, t in grammar.terminals.items()}
+        self.subsets = resamples(self.search_rows, config.resamples, config.resample_fraction, config.seed) if config.resamples else None
         self._scalars = [{} for _ in self.values]  # per architecture: sympy node -> per-layer or network scalar
 
     def formula(self, tree) -> Formula | None:
@@ -180,14 +192,25 @@ class Evaluator:
                 if key in failed:
                     del live[key]
         _release_freed_memory()
-        c = self.config
         for key, formula in todo.items():
-            fit = INVALID if key in failed else jcm(scores[key], self.targets, self.search_rows, c.metric, c.join, c.absolute)
+            fit = INVALID if key in failed else self._jcm(scores[key])
             self.fitness_of[key] = fit
             self.complexity_of[key] = formula.complexity
             self.seconds_of[key] = seconds[key]
             if fit <= INVALID:
                 self.reason_of[key] = failed.get(key) or _invalid_reason(scores[key][self.search_rows])
+
+    def _jcm(self, scores: np.ndarray) -> float:
+        """Fitness of finite scores: the JCM on the search rows, or its quantile over the row subsets."""
+        c = self.config
+        if self.subsets is None:
+            return jcm(scores, self.targets, self.search_rows, c.metric, c.join, c.absolute)
+        return resampled_jcm(scores, self.targets, self.subsets, c.resample_quantile, c.metric, c.join, c.absolute)
+
+    def validation_jcm(self, formula: Formula, rows) -> float:
+        """The plain JCM of `formula` on other `rows` (an inner validation fold), for the final pick."""
+        c = self.config
+        return jcm(self.scores(formula, rows), self.targets, list(rows), c.metric, c.join, c.absolute)
 
     @staticmethod
     def _score(formula: Formula, values: dict, memo: dict | None = None) -> tuple[float, str | None]:
@@ -291,10 +314,16 @@ class EvolutionState:
     history: list[dict] = field(default_factory=list)
     rng_state: list | None = None
     evaluations: int = 0
+    restart: int = 0  # index of the evolution under way (see EvolveConfig.restarts)
+    archive: list[Member] = field(default_factory=list)  # final populations of the finished restarts
 
     def best(self) -> Member:
         """The fittest member; ties go to the earliest (the population keeps insertion order)."""
         return max(self.population, key=lambda m: m.fitness)
+
+    def members(self) -> list[Member]:
+        """Every restart's final population (the current one last): what the final pick chooses from."""
+        return self.archive + self.population
 
     def to_dict(self) -> dict:
         return {
@@ -303,6 +332,8 @@ class EvolutionState:
             "history": self.history,
             "rng_state": self.rng_state,
             "evaluations": self.evaluations,
+            "restart": self.restart,
+            "archive": [asdict(m) for m in self.archive],
         }
 
     @classmethod
@@ -313,6 +344,8 @@ class EvolutionState:
             history=list(raw["history"]),
             rng_state=raw.get("rng_state"),
             evaluations=int(raw.get("evaluations", 0)),
+            restart=int(raw.get("restart", 0)),
+            archive=[Member(**m) for m in raw.get("archive", [])],
         )
 
 
@@ -330,11 +363,15 @@ def _save_rng(state: EvolutionState, rng: random.Random) -> None:
 
 
 def initial_population(programs: ProgramSpace, evaluator: Evaluator, config: EvolveConfig, rng: random.Random) -> list[Member]:
-    """P random programs with distinct canonical forms, valid ones preferred; candidates are
-    scored a batch at a time (one pass over the architectures per batch)."""
+    """P programs with distinct canonical forms, valid ones preferred: the grammar's named programs
+    first when `config.seed_programs`, then random ones; candidates are scored a batch at a time
+    (one pass over the architectures per batch)."""
     valid, invalid, seen = [], [], set()
-    for _ in range(25):
+    named = [programs.parse(text, f"named program {name!r}") for name, text in programs.grammar.programs.items()] if config.seed_programs else []
+    for attempt in range(25):
         trees = [programs.random_tree(rng) for _ in range(2 * config.population)]
+        if attempt == 0:
+            trees = named + trees
         for tree, (fit, key) in zip(trees, evaluator.fitness_many(trees)):
             if key is None or key in seen:
                 continue
@@ -349,19 +386,21 @@ def initial_population(programs: ProgramSpace, evaluator: Evaluator, config: Evo
 
 
 def evolve(programs: ProgramSpace, evaluator: Evaluator, config: EvolveConfig, state: EvolutionState | None = None, on_iteration=None) -> EvolutionState:
-    """Run (or continue) the evolution until `config.iterations`; `on_iteration(state)` after each."""
+    """Run (or continue) `config.restarts` evolutions of `config.iterations` each, one after another
+    (each from a fresh population; the fitness memo is shared); `on_iteration(state)` after each
+    iteration."""
     state = state or EvolutionState()
     rng = _rng_from(state, config.seed)
-    if not state.population:
-        state.population = initial_population(programs, evaluator, config, rng)
-        _save_rng(state, rng)
     step = _generational_step if config.mode == "generational" else _steady_step
-    while state.iteration < config.iterations:
-        accepted, tries = step(programs, evaluator, config, state, rng)
-        state.iteration += 1
-        best = state.best()
-        state.history.append(
-            {
+    while True:
+        if not state.population:
+            state.population = initial_population(programs, evaluator, config, rng)
+            _save_rng(state, rng)
+        while state.iteration < config.iterations:
+            accepted, tries = step(programs, evaluator, config, state, rng)
+            state.iteration += 1
+            best = state.best()
+            entry = {
                 "iteration": state.iteration,
                 "best_fitness": best.fitness,
                 "best": best.canonical,
@@ -370,11 +409,14 @@ def evolve(programs: ProgramSpace, evaluator: Evaluator, config: EvolveConfig, s
                 "tries": tries,
                 "distinct_evaluated": len(evaluator.fitness_of),
             }
-        )
-        _save_rng(state, rng)
-        if on_iteration:
-            on_iteration(state)
-    return state
+            state.history.append(entry | ({"restart": state.restart} if config.restarts > 1 else {}))
+            _save_rng(state, rng)
+            if on_iteration:
+                on_iteration(state)
+        if state.restart + 1 >= config.restarts:
+            return state
+        state.archive += state.population
+        state.population, state.iteration, state.restart = [], 0, state.restart + 1
 
 
 def _parent(state: EvolutionState, config: EvolveConfig, rng: random.Random) -> Member:

@@ -11,7 +11,7 @@ import math
 import numpy as np
 from scipy import stats as sps
 
-__all__ = ["correlation", "correlations", "jcm", "INVALID", "METRICS", "resolution", "valid_scores"]
+__all__ = ["correlation", "correlations", "jcm", "resampled_jcm", "resamples", "INVALID", "METRICS", "resolution", "valid_scores"]
 
 INVALID = -1.0  # fitness of a program that cannot rank architectures
 METRICS = ("kendall", "spearman", "pearson")
@@ -72,3 +72,24 @@ def jcm(scores, targets: dict[str, np.ndarray], rows, metric: str = "kendall", j
     if absolute:
         values = [abs(v) for v in values]
     return float(np.mean(values) if join == "mean" else np.min(values))
+
+
+def resamples(rows, count: int, fraction: float, seed: int) -> list[list[int]]:
+    """`count` seeded random subsets of `rows`, each `fraction` of them (at least 3), drawn without
+    replacement (a row drawn twice would be a tie that Kendall's tau-b counts against the proxy).
+    Every program is scored on the same subsets, so fitness comparisons are paired."""
+    rng = np.random.default_rng(seed)
+    rows = np.asarray(list(rows))
+    size = max(3, int(round(fraction * len(rows))))
+    return [sorted(rng.choice(rows, size=size, replace=False).tolist()) for _ in range(count)]
+
+
+def resampled_jcm(scores, targets: dict[str, np.ndarray], subsets: list[list[int]], quantile: float,
+                  metric: str = "kendall", join: str = "mean", absolute: bool = False) -> float:
+    """The `quantile` of the JCM over `subsets` of the rows: with a low quantile, a formula whose
+    correlation rests on a few architectures scores below one that ranks every part of the split
+    alike. INVALID if the JCM is undefined on any subset."""
+    values = [jcm(scores, targets, rows, metric, join, absolute) for rows in subsets]
+    if any(v <= INVALID for v in values):
+        return INVALID
+    return float(np.quantile(values, quantile))

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from synth import __version__
-from synth.bench import benchmark_space, load_benchmark, split_indices
+from synth.bench import benchmark_space, inner_split, load_benchmark, split_indices
 from synth.evolve import EvolutionState, Evaluator, EvolveConfig, evolve
 from synth.export import proxy_source
 from synth.fitness import INVALID, correlations, resolution
@@ -46,11 +46,36 @@ def _hof_csv(rows: list[dict]) -> str:
 
 
 def _final_choice(state: EvolutionState, evaluator: Evaluator):
-    """The population's fittest member; among equals the simplest, then the first by formula text."""
+    """The fittest member of the final population(s); among equals the simplest, then the first by formula text."""
     return min(
-        state.population,
+        state.members(),
         key=lambda m: (-m.fitness, evaluator.complexity_of.get(m.canonical, 0), m.canonical or ""),
     )
+
+
+def pareto_front(evaluator: Evaluator) -> list[str]:
+    """Canonical forms of the programs no other program beats in both fitness and complexity
+    (higher fitness, fewer nodes), simplest first, as PySR keeps its equations."""
+    ranked = sorted(((evaluator.complexity_of[k], -fit, k) for k, fit in evaluator.fitness_of.items()
+                     if fit > INVALID and k in evaluator.program_of))
+    front, best = [], INVALID
+    for complexity, neg_fit, key in ranked:
+        if -neg_fit > best:
+            front.append(key)
+            best = -neg_fit
+    return front
+
+
+def _validated_choice(evaluator: Evaluator, programs: ProgramSpace, rows: list[int]) -> tuple[str, list[dict]]:
+    """The Pareto front's formula with the best JCM on the inner validation `rows` (ties: the simpler),
+    and the front with each formula's search fitness and validation JCM, for the run record."""
+    table = []
+    for key in pareto_front(evaluator):
+        formula = evaluator.formula(programs.parse(evaluator.program_of[key]))
+        table.append({"formula": key, "complexity": evaluator.complexity_of[key], "fitness": evaluator.fitness_of[key],
+                      "validation": evaluator.validation_jcm(formula, rows)})
+    chosen = max(table, key=lambda r: (r["validation"], -r["complexity"]))
+    return evaluator.program_of[chosen["formula"]], table
 
 
 def _progress_line(state: EvolutionState, evaluator: Evaluator, config: EvolveConfig, elapsed: float) -> str:
@@ -117,6 +142,7 @@ def run_evolve(
     if probe is None:
         probe = replace(default_probe(bench, space), **{k: v for k, v in (probe_overrides or {}).items() if v is not None})
     search_rows, test_rows = split_indices(len(bench), config.split_seed, config.search_fraction)
+    fit_rows, validation_rows = inner_split(search_rows, config.validation, config.split_seed)
     log(f"benchmark {bench.name}: {len(bench)} architectures of {space.name}, tasks {', '.join(bench.tasks)}; "
         f"{len(search_rows)} search / {len(test_rows)} test")
 
@@ -124,7 +150,7 @@ def run_evolve(
     with progress("statistics", len(bench)) as advance:
         stats = load_statistics(space, bench.archs, probe, gram.statistics, progress=advance, device=device)
     stats_seconds = time.perf_counter() - t0
-    evaluator = Evaluator(gram, _move(stats, device), bench.targets, search_rows, config)
+    evaluator = Evaluator(gram, _move(stats, device), bench.targets, fit_rows, config)
     evaluator.restore(memo)
     programs = ProgramSpace(gram)
 
@@ -143,12 +169,12 @@ def run_evolve(
         )
 
     t0 = time.perf_counter()
-    with progress("evolution", config.iterations) as advance:
-        advance(state.iteration if state else 0)
+    with progress("evolution", config.iterations * config.restarts) as advance:
+        advance(state.restart * config.iterations + state.iteration if state else 0)
 
         def on_iteration(st):
             checkpoint_now(st)
-            advance(st.iteration)
+            advance(st.restart * config.iterations + st.iteration)
             if log_every and (st.iteration % log_every == 0 or st.iteration == config.iterations):
                 log(_progress_line(st, evaluator, config, time.perf_counter() - started))
 
@@ -157,7 +183,12 @@ def run_evolve(
     evolve_seconds = time.perf_counter() - t0
 
     best = _final_choice(state, evaluator)
-    formula = evaluator.formula(programs.parse(best.program))
+    program, front = best.program, []
+    if validation_rows:
+        program, front = _validated_choice(evaluator, programs, validation_rows)
+        log(f"final pick on the inner validation fold ({len(validation_rows)} of the search architectures) "
+            f"among {len(front)} formulas of the Pareto front")
+    formula = evaluator.formula(programs.parse(program))
     scores = evaluator.scores(formula)
     sizes = size_baselines(space, bench.archs)
     record = {
@@ -165,8 +196,9 @@ def run_evolve(
         "latex": formula.latex,
         "canonical": formula.canonical,
         "complexity": formula.complexity,
-        "program": best.program,
-        "fitness": best.fitness,
+        "program": program,
+        "fitness": evaluator.fitness_of[formula.canonical],
+        "validation": {"rows": validation_rows, "front": front} if validation_rows else None,
         "test": correlations(scores, bench.targets, test_rows),
         "search": correlations(scores, bench.targets, search_rows),
         "baselines": {name: correlations(values, bench.targets, test_rows) for name, values in sizes.items()},
@@ -189,7 +221,7 @@ def run_evolve(
         "programs": evaluator.programs(),
         "history": state.history,
     }
-    write_text(out_dir / "proxy.py", proxy_source(formula, gram, probe, best.fitness, __version__))
+    write_text(out_dir / "proxy.py", proxy_source(formula, gram, probe, evaluator.fitness_of[formula.canonical], __version__))
     write_text(out_dir / "hall_of_fame.csv", _hof_csv(record["hall_of_fame"]))
     write_json(out_dir / RUN_RECORD, record)
     return record

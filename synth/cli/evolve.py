@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from synth.cli._probe import positive_int
+
 __all__ = ["add_parser"]
 
 EXAMPLES = """examples:
@@ -50,6 +52,16 @@ def add_parser(subparsers) -> None:
     p.add_argument("--children", type=int, default=d.children, help=f"children per iteration in generational mode (default: {d.children})")
     p.add_argument("--time-limit", type=float, default=d.time_limit,
                    help=f"seconds one program may take over the search split before it gets fitness -1; 0 for none (default: {d.time_limit:g})")
+    p.add_argument("--resamples", type=int, default=d.resamples, metavar="B",
+                   help="fitness from B seeded subsets of the search split (each --resample-fraction of it): the "
+                   "--resample-quantile of their JCMs; 0 scores the whole split at once (default: 0)")
+    p.add_argument("--resample-fraction", type=float, default=d.resample_fraction, help=f"share of the search rows in each subset (default: {d.resample_fraction})")
+    p.add_argument("--resample-quantile", type=float, default=d.resample_quantile, help=f"quantile of the subsets' JCMs used as fitness (default: {d.resample_quantile})")
+    p.add_argument("--validation", type=float, default=d.validation, metavar="FRACTION",
+                   help="hold out this share of the search split; the final formula is the Pareto front's best on it "
+                   "(default: 0, the fittest of the final population)")
+    p.add_argument("--seed-programs", action="store_true", help="start the population with the grammar's named programs")
+    p.add_argument("--restarts", type=int, default=d.restarts, help=f"independent evolutions in a row, the pick made over all (default: {d.restarts})")
     p.add_argument("--log-every", type=int, default=None, metavar="N",
                    help="print a progress line every N iterations (default: 10 when stderr is not a terminal, else none)")
     p.add_argument("--metric", choices=["kendall", "spearman", "pearson"], default=d.metric, help="correlation inside the JCM (default: kendall)")
@@ -57,8 +69,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--absolute", action="store_true", help="use |correlation| in the JCM")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where statistics are computed and programs evaluated (default: cpu)")
     p.add_argument("--probe-data", default=None, help="probe images: digits or gaussian (default: the benchmark's dataset if packaged, else gaussian)")
-    p.add_argument("--probe-batch", type=int, default=None, help="probe batch size (default: 64 for digits, 16 for gaussian)")
-    p.add_argument("--probe-rows", type=int, default=None, help="activation rows kept per layer (default: 2048 for digits, 256 for gaussian)")
+    p.add_argument("--probe-batch", type=positive_int, default=None, help="probe batch size (default: 64 for digits, 16 for gaussian)")
+    p.add_argument("--probe-rows", type=positive_int, default=None, help="activation rows kept per layer (default: 2048 for digits, 256 for gaussian)")
     p.add_argument("--stats-dtype", choices=["float32", "bfloat16"], default=None, help="storage precision of cached statistics (default: float32)")
     p.set_defaults(handler=run)
 
@@ -80,6 +92,8 @@ def run(args: argparse.Namespace, out) -> int:
             margin=args.margin, sample_size=args.sample_size, top_k=args.top_k, max_retries=args.max_retries,
             subtree_prob=args.subtree_prob, metric=args.metric, join=args.join, absolute=args.absolute,
             seed=args.seed, split_seed=args.split_seed, mode=args.mode, children=args.children, time_limit=args.time_limit,
+            resamples=args.resamples, resample_fraction=args.resample_fraction, resample_quantile=args.resample_quantile,
+            validation=args.validation, seed_programs=args.seed_programs, restarts=args.restarts,
         ).validate()
     except ValueError as exc:
         out.error(str(exc))
