@@ -19,6 +19,7 @@ from synth.errors import InputError
 
 __all__ = [
     "ImageData", "load_dataset", "dataset_name", "dataset_source", "data_digest", "probe_batch", "probe_from_path", "DATASETS",
+    "photo_probe", "PHOTOS",
 ]
 
 
@@ -262,3 +263,62 @@ def probe_from_path(path, batch_size: int, seed: int, size: int, channels: int, 
     if targets.numel() and not 0 <= int(targets.min()) <= int(targets.max()) < num_classes:
         raise InputError(f"{path}: labels span {int(targets.min())}..{int(targets.max())}; the networks have {num_classes} classes")
     return inputs.contiguous(), targets.long()
+
+
+# The colour photographs of natural scenes that scikit-image's wheel carries (they load with no
+# network; others of its sample images are downloaded on first use and are left out).
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "retina", "hubble_deep_field")
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+@functools.lru_cache(maxsize=1)
+def _photos():
+    """The PHOTOS as float tensors (3, H, W) in [0, 1]."""
+    import torch
+
+    try:
+        from skimage import data
+    except ImportError:
+        raise InputError("probe data 'photos' needs scikit-image (pip install scikit-image), whose wheel "
+                         "carries the photographs") from None
+    return [torch.from_numpy(getattr(data, name)()[..., :3].copy()).permute(2, 0, 1).float() / 255.0 for name in PHOTOS]
+
+
+def photo_probe(batch_size: int, seed: int, size: int, channels: int, num_classes: int):
+    """A probe of natural images that needs no network: `batch_size` seeded random square crops
+    (a quarter of the shorter side up to all of it, anywhere in the picture, mirrored half the
+    time) of the photographs in scikit-image's wheel, resized to `size` with antialiasing and
+    normalised as ImageNet images are (grey, their luminance, for 1-channel networks); labels are
+    drawn from `num_classes` with the same seed, as for the Gaussian probe. Natural images have the
+    spatial correlations and the heavy-tailed contrasts that Gaussian noise lacks, and
+    activation-pattern proxies read exactly those."""
+    import torch
+    import torch.nn.functional as F
+
+    if channels not in (1, 3):
+        raise InputError(f"probe data 'photos': the space's networks take {channels} channels; photos give 3 or 1 (grey)")
+    photos = _photos()
+    generator = torch.Generator().manual_seed(seed)
+
+    def draw(high: int) -> int:
+        return int(torch.randint(high, (1,), generator=generator))
+
+    crops = []
+    for _ in range(batch_size):
+        photo = photos[draw(len(photos))]
+        height, width = photo.shape[-2:]
+        shortest = min(height, width)
+        side = shortest // 4 + draw(shortest - shortest // 4 + 1)
+        top, left = draw(height - side + 1), draw(width - side + 1)
+        crop = photo[:, top : top + side, left : left + side]
+        if draw(2):
+            crop = crop.flip(-1)
+        crops.append(F.interpolate(crop[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0])
+    images = torch.stack(crops).clamp(0, 1)
+    if channels == 1:
+        luminance = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        images = ((images * luminance).sum(dim=1, keepdim=True) - 0.5) / 0.5
+    else:
+        images = (images - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    labels = torch.randint(0, num_classes, (batch_size,), generator=generator)
+    return images, labels

@@ -29,7 +29,7 @@ DTYPES = ("float32", "bfloat16")
 class Probe:
     """The probe batch, initialisation and storage every architecture is measured with."""
 
-    dataset: str = "digits"  # a packaged dataset (digits), 'gaussian' (seeded N(0, 1) images, random labels), or a path: a folder of images or a tensor file
+    dataset: str = "digits"  # a packaged dataset (digits), 'gaussian' (seeded N(0, 1) images, random labels), 'photos' (crops of natural photographs, random labels), or a path: a folder of images or a tensor file
     batch_size: int = 64
     seed: int = 0  # which images (or which noise) form the batch
     init_seed: int = 0  # torch seed the network's weights are initialised from
@@ -42,7 +42,7 @@ class Probe:
     def is_path(self) -> bool:
         from synth.datasets import DATASETS
 
-        return self.dataset != "gaussian" and self.dataset not in DATASETS
+        return self.dataset not in ("gaussian", "photos") and self.dataset not in DATASETS
 
     def fingerprint(self) -> dict:
         """What identifies the probe's numbers in a cache key: its settings, plus a digest of the
@@ -65,13 +65,17 @@ class Probe:
             inputs = torch.randn(self.batch_size, channels, size, size, generator=generator)
             targets = torch.randint(0, classes, (self.batch_size,), generator=generator)
             return inputs, targets
+        if self.dataset == "photos":
+            from synth.datasets import photo_probe
+
+            return photo_probe(self.batch_size, self.seed, size, channels, classes)
         if self.is_path():
             from synth.datasets import probe_from_path
 
             if not Path(self.dataset).exists():
                 from synth.errors import InputError
 
-                raise InputError(f"probe data {self.dataset!r}: neither a packaged dataset (digits), 'gaussian', nor an existing path")
+                raise InputError(f"probe data {self.dataset!r}: neither a packaged dataset (digits), 'gaussian', 'photos', nor an existing path")
             return probe_from_path(self.dataset, self.batch_size, self.seed, size, channels, classes)
         from synth.datasets import probe_batch
 

@@ -68,7 +68,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--join", choices=["mean", "min"], default=d.join, help="JCM over tasks: mean or min (default: mean)")
     p.add_argument("--absolute", action="store_true", help="use |correlation| in the JCM")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where statistics are computed and programs evaluated (default: cpu)")
-    p.add_argument("--probe-data", default=None, help="probe images: digits or gaussian (default: the benchmark's dataset if packaged, else gaussian)")
+    p.add_argument("--probe-data", default=None, help="probe images: digits, gaussian, photos (crops of scikit-image's natural photographs) or a path (default: the benchmark's dataset if packaged, else gaussian)")
     p.add_argument("--probe-batch", type=positive_int, default=None, help="probe batch size (default: 64 for digits, 16 for gaussian)")
     p.add_argument("--probe-rows", type=positive_int, default=None, help="activation rows kept per layer (default: 2048 for digits, 256 for gaussian)")
     p.add_argument("--stats-dtype", choices=["float32", "bfloat16"], default=None, help="storage precision of cached statistics (default: float32)")
