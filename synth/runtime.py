@@ -34,20 +34,21 @@ class Site:
 
 
 def sites_by_kind(model):
-    """{'msa': [...], 'mlp': [...], 'act': [...]}: the Sites of the model, in forward order.
+    """{'msa': [...], 'mlp': [...], 'act': [...], 'attn': [...]}: the Sites of the model, in forward order.
 
     Found by structure, not class name, so any timm ViT family model works
-    (VisionTransformer, DeiT, PiT): an attention module holds `qkv` and `proj`
-    linear layers (kind msa); an MLP module holds `fc1` and `fc2` (kind mlp)
-    and, between them, its hidden activation module `act` (kind act).
+    (VisionTransformer, DeiT, PiT): an attention module (kind attn) holds `qkv`
+    and `proj` linear layers (kind msa); an MLP module holds `fc1` and `fc2`
+    (kind mlp) and, between them, its hidden activation module `act` (kind act).
     """
-    kinds = {"msa": [], "mlp": [], "act": []}
+    kinds = {"msa": [], "mlp": [], "act": [], "attn": []}
     for module in model.modules():
         if isinstance(getattr(module, "qkv", None), torch.nn.Linear) and isinstance(
             getattr(module, "proj", None), torch.nn.Linear
         ):
             depth, heads = len(kinds["msa"]) // 2 + 1, getattr(module, "num_heads", None)
             kinds["msa"] += [Site(module.qkv, depth, heads), Site(module.proj, depth, heads)]
+            kinds["attn"].append(Site(module, depth, heads))
         elif isinstance(getattr(module, "fc1", None), torch.nn.Linear) and isinstance(
             getattr(module, "fc2", None), torch.nn.Linear
         ):
@@ -105,6 +106,33 @@ def _sample_grad_moments(captured):
     return captured["sample_grad_moments"]
 
 
+def _attention(site, captured):
+    """(softmax(q k^T / sqrt(d)), v) per head, each (samples, heads, tokens, ...), recomputed from the
+    attention module's input with its own qkv layer, q/k norms and scale; kept in `captured`."""
+    if "attention" not in captured:
+        module, x = site.module, captured["input"].detach()
+        if not isinstance(getattr(module, "norm", torch.nn.Identity()), torch.nn.Identity) or getattr(module, "gate", None) is not None:
+            raise ValueError("attention statistics need an attention module without output norm or gate")
+        n, t = x.shape[0], x.shape[1]
+        with torch.no_grad():
+            qkv = F.linear(x, module.qkv.weight, module.qkv.bias)  # not module.qkv(x): its hooks must see one call
+            q, k, v = qkv.reshape(n, t, 3, module.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+            q, k = module.q_norm(q), module.k_norm(k)
+            scores = (q * module.scale) @ k.transpose(-2, -1)
+        captured["attention"] = (torch.softmax(scores.float(), dim=-1), v.float())
+    return captured["attention"]
+
+
+def _attention_grad(site, captured):
+    """dL/dA per head, (samples, heads, tokens, tokens): the attention output is O = A v, and the
+    gradient at O is the module's output gradient through `proj`, dL/dO = gy W_proj (split into heads)."""
+    maps, v = _attention(site, captured)
+    gy = captured["output_grad"].detach().float()
+    n, heads, t = maps.shape[0], maps.shape[1], maps.shape[2]
+    grad_out = (gy @ site.module.proj.weight.detach().float()).reshape(n, t, heads, -1).transpose(1, 2)
+    return grad_out @ v.transpose(-2, -1)
+
+
 def _scalar(value):
     return torch.tensor(float(value))
 
@@ -151,6 +179,10 @@ STATISTICS = {
     "msa.heads": Statistic("msa", lambda s, c, o: _scalar(s.heads), "after", "none", "layer", "one number"),
     "act.code": Statistic("act", lambda s, c, o: (c["input"].detach() > 0).reshape(c["input"].shape[0], -1).float(),
                           "forward", "forward", "tensor", "samples x (tokens x hidden units)"),
+    "attn.map": Statistic("attn", lambda s, c, o: _rows(_attention(s, c)[0], o), "forward", "forward", "tensor",
+                          "(samples x heads x query tokens) x key tokens"),
+    "attn.map_grad": Statistic("attn", lambda s, c, o: _rows(_attention_grad(s, c), o), "backward", "backward", "tensor",
+                               "(samples x heads x query tokens) x key tokens"),
 }
 QUANTITIES = tuple(name.partition(".")[2] for name in STATISTICS if name.startswith("mlp."))  # of every linear kind
 

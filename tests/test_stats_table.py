@@ -49,7 +49,7 @@ def test_every_row_is_collected_with_its_role_at_every_site():
     model = tiny_vit()
     x, y = batch()
     stats = runtime.collect_statistics(model, x, y, list(runtime.STATISTICS))
-    counts = {"msa": 4, "mlp": 4, "act": 2}  # qkv, proj per block; fc1, fc2 per block; one activation per block
+    counts = {"msa": 4, "mlp": 4, "act": 2, "attn": 2}  # qkv, proj; fc1, fc2; one activation, one attention per block
     assert set(stats) == set(runtime.STATISTICS)
     for name, row in runtime.STATISTICS.items():
         value = stats[name]
