@@ -27,12 +27,13 @@ from synth.resources import resource_dir
 from synth.space import SearchSpace, arch_key, count_params
 
 __all__ = [
-    "Benchmark", "load_benchmark", "benchmark_space", "split_indices", "build_benchmark", "merge_benchmarks", "load_arch_file",
+    "Benchmark", "load_benchmark", "require_rankable", "benchmark_space", "split_indices", "build_benchmark", "merge_benchmarks", "load_arch_file",
     "seed_noise_summary", "DEFAULT_BENCHMARK", "FORMAT",
 ]
 
 FORMAT = "synth-benchmark/1"
 DEFAULT_BENCHMARK = "vit-digits.json"
+MIN_RANKED = 3  # architectures with a value a task needs before a correlation ranks anything
 
 
 @dataclass
@@ -84,8 +85,35 @@ def load_benchmark(source: str | None = None, tasks: list[str] | None = None) ->
     'nasbench201-zc:cifar10', 'nasbench201:cifar10', 'nasbench201:cifar10@3000,seed=1'), or a path to a synth benchmark JSON or to a ViT-Bench-101-style row file (.pth, .json, .csv).
 
     `tasks` selects accuracy columns (default: the source's default tasks, or all of them).
-    Missing values become NaN for their task and are counted in `meta['missing']`.
+    Missing values become NaN for their task and are counted in `meta['missing']`. A benchmark none
+    of whose tasks could rank anything is refused (see `require_rankable`).
     """
+    return require_rankable(_load(source, tasks))
+
+
+def require_rankable(bench: Benchmark, rows: list[int] | None = None, part: str = "") -> Benchmark:
+    """`bench` itself if every task can rank its `rows` (default: all): at least MIN_RANKED values,
+    not all equal, each a percentage (0-100). BenchError naming the file (or source) and the task
+    otherwise, so nonsense is refused before any work instead of giving every program fitness -1."""
+    origin = bench.meta.get("path") or bench.name
+    where = f" in the {part}" if part else ""
+    for task, values in bench.targets.items():
+        picked = values if rows is None else values[np.asarray(rows, dtype=int)]
+        usable = picked[np.isfinite(picked)]
+        if len(usable) < MIN_RANKED:
+            raise BenchError(f"{origin}: task {task!r}: {len(usable)} of {len(picked)} architectures{where} have an "
+                             f"accuracy; ranking needs at least {MIN_RANKED}")
+        if usable.min() == usable.max():
+            raise BenchError(f"{origin}: task {task!r}: every architecture{where} has accuracy {usable[0]:g}; "
+                             "a constant cannot rank anything")
+        outside = usable[(usable < 0) | (usable > 100)]
+        if outside.size:
+            raise BenchError(f"{origin}: task {task!r}: accuracy {outside[0]:g} is not a percentage (0 to 100)")
+    return bench
+
+
+def _load(source: str | None, tasks: list[str] | None) -> Benchmark:
+    """The benchmark `source` as its loader reads it (see load_benchmark)."""
     from synth.sources import (is_table_source, is_zc_source, load_nasbench201_table, load_nasbench201_zc, load_rows_file,
                                named_source, resolve_files, rows_to_benchmark, source_for_rows)
 
@@ -111,10 +139,14 @@ def load_benchmark(source: str | None = None, tasks: list[str] | None = None) ->
 
 def _read_json(path: Path):
     """The JSON in `path`; BenchError naming the line when it does not parse (usually a file cut short)."""
+    from synth.resources import read_text
+
     try:
-        return json.loads(path.read_text())
+        return json.loads(read_text(path, BenchError))
     except json.JSONDecodeError as exc:
         raise BenchError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); is the file truncated?") from None
+    except RecursionError:
+        raise BenchError(f"{path}: not a benchmark: JSON nested too deeply") from None
 
 
 def _named_sources() -> list[str]:
@@ -140,14 +172,23 @@ def _synth_benchmark(path: Path, raw: dict, tasks) -> Benchmark:
     for key in ("space", "tasks", "rows"):
         if key not in raw:
             raise BenchError(f"{path}: missing key {key!r}")
+    if not isinstance(raw["space"], str):
+        raise BenchError(f"{path}: space: must be a space name or file, got {raw['space']!r}")
+    if not isinstance(raw["tasks"], list) or not raw["tasks"] or not all(isinstance(t, str) for t in raw["tasks"]):
+        raise BenchError(f"{path}: tasks: must be a non-empty list of task names, got {raw['tasks']!r}")
+    if not isinstance(raw["rows"], list) or not raw["rows"]:
+        raise BenchError(f"{path}: rows: must be a non-empty list of {{'arch': ..., 'acc': ...}} rows, got {raw['rows']!r}")
     chosen = list(tasks or raw["tasks"])
     unknown = [t for t in chosen if t not in raw["tasks"]]
     if unknown:
         raise BenchError(f"{path}: unknown task(s) {unknown}; the file has {raw['tasks']}")
     archs, targets = [], {task: [] for task in chosen}
     for i, row in enumerate(raw["rows"]):
-        if "arch" not in row or "acc" not in row:
+        if not isinstance(row, dict) or "arch" not in row or "acc" not in row:
             raise BenchError(f"{path}: rows[{i}] lacks 'arch' or 'acc'")
+        for key in ("arch", "acc"):
+            if not isinstance(row[key], dict):
+                raise BenchError(f"{path}: rows[{i}].{key}: must be a mapping, got {type(row[key]).__name__}")
         archs.append(row["arch"])
         for task in chosen:
             value = row["acc"].get(task)

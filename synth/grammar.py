@@ -186,6 +186,7 @@ def load_grammar(name_or_path: str) -> Grammar:
         raise ctx.error(ctx.line_of(raw, "root"), "root", f"unknown type {root!r}{_suggest(root, types)}")
     min_height = _min_heights(types, terminals, primitives)
     _check_reachability(ctx, raw, root, primitives, min_height, _min_sizes(types, terminals, primitives), limits)
+    _check_initial_programs_fit(ctx, raw, root, terminals, primitives, min_height, limits)
     grammar = Grammar(
         name=str(raw["name"]),
         path=str(path),
@@ -450,6 +451,42 @@ def _check_reachability(ctx, raw, root, primitives, min_height, min_size, limits
                 ops.lines[p.entry] if hasattr(ops, "lines") else None, f"operations[{p.entry}]",
                 f"op {p.op!r} takes type {dead[0]!r}, which no terminal or operation produces",
             )
+
+
+def _smallest_initial(root, terminals, primitives, min_height, lowest: int, deepest: int) -> float:
+    """Nodes of the smallest program the initial generator (synth.programs.ProgramSpace._grow) can
+    grow with `deepest` as its maximum depth: above depth `lowest` a branch may end in a terminal
+    only where no operation fits, so every such program is bushy down to `lowest`."""
+    has_terminal = {t.type for t in terminals.values()}
+    memo: dict[tuple[str, int], float] = {}
+
+    def smallest(type_name: str, depth: int) -> float:
+        if (type_name, depth) not in memo:
+            fitting = [p for p in primitives.values()
+                       if p.ret == type_name and depth + 1 + max(min_height[a] for a in p.args) <= deepest]
+            if type_name in has_terminal and (depth >= lowest or not fitting):
+                memo[type_name, depth] = 1
+            else:
+                memo[type_name, depth] = min((1 + sum(smallest(a, depth + 1) for a in p.args) for p in fitting),
+                                             default=math.inf)
+        return memo[type_name, depth]
+
+    return smallest(root, 0)
+
+
+def _check_initial_programs_fit(ctx, raw, root, terminals, primitives, min_height, limits):
+    """The initial population is grown to at least `init_depth`'s minimum; if even the smallest such
+    program exceeds `max_size`, generation would retry forever, so the file is refused here."""
+    lo, hi = limits.init_depth
+    lo = max(lo, min_height[root])
+    size = min(_smallest_initial(root, terminals, primitives, min_height, lo, deepest) for deepest in range(lo, hi + 1))
+    if size > limits.max_size:
+        limits_raw = raw.get("limits") or _Map()
+        raise ctx.error(
+            ctx.line_of(limits_raw, "init_depth") or ctx.line_of(raw, "limits"), "limits.init_depth",
+            f"initial programs grow to depth {lo} at least, and the smallest such program has {size} nodes, "
+            f"more than limits.max_size {limits.max_size}: lower init_depth's minimum or raise max_size",
+        )
 
 
 def _parse_programs(ctx, raw, line, grammar) -> dict[str, str]:
