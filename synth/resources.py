@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["resource_dir", "resolve_named_file", "read_yaml"]
+__all__ = ["resource_dir", "resolve_named_file", "read_yaml", "read_text"]
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -45,8 +45,24 @@ def read_yaml(name_or_path: str, folder: str, error, loader=yaml.SafeLoader):
     except FileNotFoundError as exc:
         raise error(str(exc)) from None
     try:
-        return path, yaml.load(path.read_text(), Loader=loader)
+        return path, yaml.load(read_text(path, error), Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
         raise error(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    except RecursionError:
+        raise error(f"{path}: invalid YAML: nested too deeply") from None
+
+
+def read_text(path: Path, error) -> str:
+    """The UTF-8 text of a user's file; `error` (an exception class) naming the file and the line of
+    a byte that is not UTF-8, or why it cannot be read."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise error(f"{path}:{line}: not UTF-8 text (byte {data[exc.start]:#04x}); save the file as UTF-8") from None

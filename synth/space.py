@@ -167,29 +167,135 @@ _SPACE_KEYS = {"name", "builder", "family", "fixed", "choices", "per_layer", "de
 
 
 def load_space(name_or_path: str) -> SearchSpace:
-    """Load a space by shipped name (e.g. 'vit-digits') or by path to a YAML file."""
+    """Load a space by shipped name (e.g. 'vit-digits') or by path to a YAML file.
+
+    The file is checked completely here, before any work: keys, the shape and types of `fixed`,
+    `choices` and `per_layer`, and a shapes-only build of its smallest architecture, so a bad
+    constructor argument or value is a SpaceError naming the file, not a traceback mid-run.
+    """
     path, raw = read_yaml(name_or_path, "spaces", SpaceError)
     if not isinstance(raw, dict):
         raise SpaceError(f"{path}: a space file must be a mapping")
-    unknown = set(raw) - _SPACE_KEYS
+    unknown = set(map(str, raw)) - _SPACE_KEYS
     if unknown:
         raise SpaceError(f"{path}: unknown keys {sorted(unknown)}; allowed: {sorted(_SPACE_KEYS)}")
     for key in ("name", "builder"):
         if key not in raw:
             raise SpaceError(f"{path}: missing key {key!r}")
+        if not isinstance(raw[key], str) or not raw[key].strip():
+            raise SpaceError(f"{path}: key {key!r} must be a non-empty string, got {raw[key]!r}")
     if raw["builder"] not in _builders():
         raise SpaceError(f"{path}: key 'builder': unknown builder {raw['builder']!r}; known: {sorted(_builders())}")
+    sections = {key: _mapping(path, raw, key) for key in ("fixed", "choices", "per_layer")}
     for key in ("choices", "per_layer"):
-        for choice, values in (raw.get(key) or {}).items():
-            if not isinstance(values, list) or not values:
-                raise SpaceError(f"{path}: key '{key}.{choice}' must be a non-empty list")
-    return SearchSpace(
+        for choice, values in sections[key].items():
+            _check_values(path, f"{key}.{choice}", values)
+    for name, value in sections["fixed"].items():
+        _check_numbers(path, f"fixed.{name}", value)
+    if sections["per_layer"]:
+        _check_depths(path, sections["choices"].get("depth"))
+    space = SearchSpace(
         name=raw["name"],
         builder=raw["builder"],
-        fixed=dict(raw.get("fixed") or {}),
-        choices=dict(raw.get("choices") or {}),
-        per_layer=dict(raw.get("per_layer") or {}),
-        description=str(raw.get("description", "")).strip(),
+        fixed=sections["fixed"],
+        choices=sections["choices"],
+        per_layer=sections["per_layer"],
+        description=str(raw.get("description") or "").strip(),
         source=str(Path(path)),
-        family=str(raw.get("family", "")),
+        family=str(raw.get("family") or ""),
     )
+    _check_builds(path, space)
+    return space
+
+
+def _mapping(path, raw: dict, key: str) -> dict:
+    """Section `key` of a space file (absent: empty), which must map string names to values."""
+    value = raw.get(key) or {}
+    if not isinstance(value, dict):
+        raise SpaceError(f"{path}: key {key!r} must be a mapping of name -> value, got {type(value).__name__}")
+    for name in value:
+        if not isinstance(name, str):
+            raise SpaceError(f"{path}: key '{key}.{name}': names must be strings")
+    return dict(value)
+
+
+def _kind(value) -> str:
+    """The kind a choice value has, for 'all values of one choice are alike'."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, list):
+        return "list"
+    return "string" if isinstance(value, str) else type(value).__name__
+
+
+def _numbers(value):
+    """The numbers in a choice value (itself, or the items of a list value)."""
+    items = value if isinstance(value, list) else [value]
+    return [v for v in items if _kind(v) == "number"]
+
+
+def _check_values(path, where: str, values) -> None:
+    if not isinstance(values, list) or not values:
+        raise SpaceError(f"{path}: key {where!r} must be a non-empty list of values, got {values!r}")
+    kinds = {_kind(v) for v in values}
+    if len(kinds) > 1 or not kinds <= {"number", "string", "list", "boolean"}:
+        raise SpaceError(f"{path}: key {where!r}: values must be all numbers, all strings or all lists, got {values!r}")
+    for value in values:
+        _check_numbers(path, where, value)
+
+
+def _check_numbers(path, where: str, value) -> None:
+    """Sizes, counts, ratios and rates: no space has a use for negative or non-finite numbers."""
+    bad = [n for n in _numbers(value) if not (math.isfinite(n) and n >= 0)]
+    if bad:
+        raise SpaceError(f"{path}: key {where!r}: numbers must be finite and not negative, got {bad[0]!r}")
+
+
+def _check_depths(path, depths) -> None:
+    """Per-layer choices give one value per block, so the space's depths must be positive integers."""
+    if depths is None:
+        return  # one block
+    bad = [d for d in depths if isinstance(d, bool) or not isinstance(d, int) or d < 1]
+    if bad:
+        raise SpaceError(f"{path}: key 'choices.depth': with per_layer choices each depth is a number of blocks "
+                         f"(a positive integer), got {bad[0]!r}")
+
+
+def _smallest(space: SearchSpace) -> dict:
+    arch = {name: min(values) for name, values in space.choices.items()}
+    depth = arch.get("depth", 1)
+    return {**arch, **{name: [min(values)] * depth for name, values in space.per_layer.items()}}
+
+
+def _check_builds(path, space: SearchSpace) -> None:
+    """Build the smallest architecture with shapes only (meta tensors, no initialisation, the random
+    state untouched): a wrong constructor argument or value shows now, naming the file."""
+    import torch
+
+    arch = _smallest(space)
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"), _shapes_only_mode():
+            _builders()[space.builder](arch, **space.fixed)
+    except SpaceError as exc:
+        raise SpaceError(f"{path}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a builder's failure on the file's values is the file's error
+        raise SpaceError(f"{path}: its smallest architecture {arch_key(arch)} does not build with builder "
+                         f"{space.builder!r} and fixed {space.fixed}: {type(exc).__name__}: {exc}") from None
+
+
+def _shapes_only_mode():
+    from torch.overrides import TorchFunctionMode
+
+    class ShapesOnly(TorchFunctionMode):
+        """Skips in-place tensor ops (weight initialisation) on meta tensors, where they are slow."""
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            name = getattr(func, "__name__", "")
+            if name.endswith("_") and not name.endswith("__") and args and getattr(args[0], "is_meta", False):
+                return args[0]
+            return func(*args, **(kwargs or {}))
+
+    return ShapesOnly()
+

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from synth.cli._probe import add_probe_arguments, probe_overrides
+from synth.cli._probe import add_probe_arguments, positive_int, probe_overrides
 
 __all__ = ["add_parser"]
 
@@ -36,7 +36,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--proxies", default=None, help="comma-separated zoo names, exported proxy.py files or run "
                    "directories (default: every zoo proxy defined for the space's family)")
     p.add_argument("--list", action="store_true", help="list the zoo's proxies with their papers and exit")
-    p.add_argument("--sample", type=int, default=None, metavar="N", help="score a seeded random subset of N architectures "
+    p.add_argument("--sample", type=positive_int, default=None, metavar="N", help="score a seeded random subset of N architectures "
                    "(kept in benchmark order; default: all)")
     p.add_argument("--sample-seed", type=int, default=0, help="seed of the --sample subset (default: 0)")
     p.add_argument("--split", choices=["all", "search", "test"], default="all", help="score only one part of synth evolve's "
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace, out) -> int:
 
     import numpy as np
 
-    from synth.bench import benchmark_space, load_benchmark, split_indices
+    from synth.bench import benchmark_space, load_benchmark, require_rankable, split_indices
     from synth.rundir import write_json
     from synth.space import arch_key
     from synth.stats import default_probe
@@ -83,6 +83,7 @@ def run(args: argparse.Namespace, out) -> int:
         bench = bench.subset(test_rows if args.split == "test" else search_rows)
     if args.sample and args.sample < len(bench):
         bench = bench.subset(sorted(np.random.default_rng(args.sample_seed).choice(len(bench), args.sample, replace=False).tolist()))
+    require_rankable(bench, part="rows chosen by --split and --sample")
     archs = bench.archs
     ids = bench.meta.get("arch_ids") or [arch_key(a) for a in archs]
     entries = resolve_proxies([p.strip() for p in args.proxies.split(",") if p.strip()] if args.proxies else None, space)
