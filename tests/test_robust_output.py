@@ -72,3 +72,21 @@ def test_output_options_are_taken_after_the_command_too(argv):
 def test_zoo_keeps_its_own_json_file_option():
     args = build_parser().parse_args(["--json", "zoo", "--json", "report.json"])
     assert args.json_mode is True and str(args.json_file) == "report.json"
+
+
+def test_zoo_json_to_a_folder_is_refused_and_leaves_nothing(tmp_path, capsys):
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    assert main(["zoo", "--proxies", "params", "--json", str(folder)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert list(folder.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["reports"]
+
+
+def test_a_failed_atomic_write_leaves_no_temporary_file(tmp_path):
+    from synth.rundir import write_json
+
+    target = tmp_path / "taken"
+    target.mkdir()
+    with pytest.raises(OSError):
+        write_json(target, {"a": 1})
+    assert [p.name for p in tmp_path.iterdir()] == ["taken"]

@@ -72,6 +72,9 @@ def run(args: argparse.Namespace, out) -> int:
 
     if args.list:
         return _list(out)
+    if args.json_file and args.json_file.is_dir():
+        out.error(f"--json {args.json_file}: is a folder; give a file name, e.g. {args.json_file / 'zoo.json'}")
+        return 2
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     bench = load_benchmark(args.bench, tasks)
     space = benchmark_space(bench)
