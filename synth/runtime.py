@@ -85,24 +85,22 @@ def _sample_grad_moments(captured):
     g_n = N gy_n^T x_n is the weight gradient of sample n's own loss (the batch loss is the mean of
     N samples' losses, so gy_n is 1/N of that sample's output gradient; tokens are summed).
 
-    Exact, and bounded in memory: per-sample gradients are formed a few samples at a time and
-    folded into float64 sums of g, g^2 and |g|. Computed once per layer and kept in `captured`.
+    Exact, and bounded in memory: the mean of the g_n is gy^T x over all rows (one product), and
+    per-sample gradients are formed a few samples at a time to sum |g_n| and (g_n - mean)^2 (two
+    passes, so the variance does not cancel). Computed once per layer and kept in `captured`.
     """
     if "sample_grad_moments" not in captured:
         x, gy = captured["input"].detach(), captured["output_grad"].detach()
         n = x.shape[0]
         x, gy = x.reshape(n, -1, x.shape[-1]).float(), gy.reshape(n, -1, gy.shape[-1]).float()
-        size = gy.shape[-1] * x.shape[-1]
-        step = max(1, SAMPLE_GRAD_CHUNK // size)
-        total = torch.zeros(3, gy.shape[-1], x.shape[-1], dtype=torch.float64, device=x.device)
+        mean = gy.reshape(-1, gy.shape[-1]).T @ x.reshape(-1, x.shape[-1])
+        abs_sum, square_sum = torch.zeros_like(mean), torch.zeros_like(mean)
+        step = max(1, SAMPLE_GRAD_CHUNK // mean.numel())
         for start in range(0, n, step):
-            g = (n * torch.einsum("nto,nti->noi", gy[start : start + step], x[start : start + step])).double()
-            total[0] += g.sum(dim=0)
-            total[1] += (g * g).sum(dim=0)
-            total[2] += g.abs().sum(dim=0)
-        mean = total[0] / n
-        std = (total[1] / n - mean * mean).clamp_min(0).sqrt()
-        captured["sample_grad_moments"] = ((total[2] / n).float(), std.float())
+            g = n * (gy[start : start + step].transpose(1, 2) @ x[start : start + step])
+            abs_sum += g.abs().sum(dim=0)
+            square_sum += (g - mean).square().sum(dim=0)
+        captured["sample_grad_moments"] = (abs_sum / n, (square_sum / n).sqrt())
     return captured["sample_grad_moments"]
 
 
