@@ -82,3 +82,21 @@ def test_cli_looks_up_without_training(tmp_path, column, capsys):
     assert "check against the whole table" in " ".join(capsys.readouterr().err.split())
     vit = fake_search(tmp_path / "vit", {"embed_dim": 192}, space="vit-digits")
     assert main(["bench", "check", str(vit), "--bench", "nasbench201:cifar10"]) == 2
+
+
+@needs_table
+@pytest.mark.slow
+def test_a_search_on_nasbench201_is_checked_against_the_table(tmp_path, column, capsys):
+    """End to end: synth search on the nasbench201 space, then its pick looked up in the table."""
+    search = tmp_path / "search"
+    assert main(["--json", "search", "--space", "nasbench201", "--proxy", "params", "--population", "3", "--iterations", "1",
+                 "--mutations", "1", "--crossovers", "1", "--top-k", "2", "--out", str(search)]) == 0
+    top = json.loads(capsys.readouterr().out)["top"]
+    assert main(["--json", "bench", "check", str(search), "--bench", "nasbench201:cifar10", "--top", "2"]) == 0
+    report = json.loads(capsys.readouterr().out)["picks"]
+    with open(CSV, newline="") as stream:
+        acc = {row["arch"]: float(row["cifar10"]) for row in csv.DictReader(stream)}
+    for entry, pick in zip(top, report):
+        assert nasbench201_from_string(pick["arch_id"]) == entry["arch"]
+        assert pick["acc"] == acc[pick["arch_id"]]
+        assert pick["percentile"] == pytest.approx(100 * np.mean(column["cifar10"] <= pick["acc"]))
