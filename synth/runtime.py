@@ -73,6 +73,21 @@ def _row_subset(n_rows, max_rows, seed):
     return torch.randperm(n_rows, generator=generator)[:max_rows].sort().values
 
 
+def _sign_codes(t, options):
+    """0/1 codes of `t` > 0, one row per sample: (samples, kept tokens x units).
+
+    Bounded like the activation rows: at most `max_rows` (samples x tokens) are kept, by one seeded
+    subset of the token positions shared by every sample, so the codes of two samples still compare
+    unit by unit (at 224 px a ViT block has 197 tokens x up to 960 hidden units per sample; all of
+    them would be over 100 MB per network). With every token kept they are NWOT's codes exactly."""
+    flat = t.detach().reshape(t.shape[0], -1, t.shape[-1])
+    budget = options["max_rows"]
+    keep = _row_subset(flat.shape[1], max(1, budget // flat.shape[0]) if budget else None, options["row_seed"])
+    if keep is not None:
+        flat = flat[:, keep.to(flat.device)]
+    return (flat > 0).reshape(flat.shape[0], -1).float()
+
+
 def _rows(t, options):
     """`t` flattened to (samples x tokens, features), keeping the seeded row subset of `options`."""
     flat = t.detach().reshape(-1, t.shape[-1])
@@ -175,8 +190,8 @@ STATISTICS = {
     **_linear_statistics("msa"),
     **_linear_statistics("mlp"),
     "msa.heads": Statistic("msa", lambda s, c, o: _scalar(s.heads), "after", "none", "layer", "one number"),
-    "act.code": Statistic("act", lambda s, c, o: (c["input"].detach() > 0).reshape(c["input"].shape[0], -1).float(),
-                          "forward", "forward", "tensor", "samples x (tokens x hidden units)"),
+    "act.code": Statistic("act", lambda s, c, o: _sign_codes(c["input"], o), "forward", "forward", "tensor",
+                          "samples x (kept tokens x hidden units)"),
     "attn.map": Statistic("attn", lambda s, c, o: _rows(_attention(s, c)[0], o), "forward", "forward", "tensor",
                           "(samples x heads x query tokens) x key tokens"),
     "attn.map_grad": Statistic("attn", lambda s, c, o: _rows(_attention_grad(s, c), o), "backward", "backward", "tensor",
