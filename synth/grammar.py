@@ -182,7 +182,7 @@ def load_grammar(name_or_path: str) -> Grammar:
     primitives = _parse_operations(ctx, raw["operations"], types, groups)
     limits = _parse_limits(ctx, raw.get("limits") or _Map())
     root = raw["root"]
-    if root not in types:
+    if not _is_name(root, types):
         raise ctx.error(ctx.line_of(raw, "root"), "root", f"unknown type {root!r}{_suggest(root, types)}")
     min_height = _min_heights(types, terminals, primitives)
     _check_reachability(ctx, raw, root, primitives, min_height, _min_sizes(types, terminals, primitives), limits)
@@ -201,6 +201,11 @@ def load_grammar(name_or_path: str) -> Grammar:
     if raw.get("programs") is None:
         return grammar
     return dataclasses.replace(grammar, programs=_parse_programs(ctx, raw["programs"], ctx.line_of(raw, "programs"), grammar))
+
+
+def _is_name(value, known) -> bool:
+    """Whether `value` is one of the `known` names; a list or mapping where a name belongs is not."""
+    return isinstance(value, str) and value in known
 
 
 def _suggest(name, known) -> str:
@@ -227,7 +232,7 @@ def _parse_types(ctx, raw) -> dict[str, TypeDef]:
                 if t.kind in owner_kinds:
                     raise ctx.error(spec, f"types.{name}", f"a {t.kind} type needs '{key}:' (a {want_kind} type)")
                 continue
-            if target not in types:
+            if not _is_name(target, types):
                 raise ctx.error(ctx.line_of(spec, key), f"types.{name}.{key}", f"unknown type {target!r}{_suggest(target, types)}")
             if types[target].kind != want_kind:
                 raise ctx.error(ctx.line_of(spec, key), f"types.{name}.{key}", f"{target!r} is a {types[target].kind} type, expected a {want_kind} type")
@@ -244,7 +249,7 @@ def _parse_groups(ctx, raw, types) -> dict[str, list[str]]:
         if not isinstance(members, list) or not members:
             raise ctx.error(ctx.line_of(raw, name), f"groups.{name}", "must be a non-empty list of type names")
         for i, member in enumerate(members):
-            if member not in types:
+            if not _is_name(member, types):
                 line = members.lines[i] if hasattr(members, "lines") else None
                 raise ctx.error(line, f"groups.{name}", f"unknown type {member!r}{_suggest(member, types)}")
         groups[name] = list(members)
@@ -312,9 +317,9 @@ def _signatures_for(ctx, spec, entry, where, types, groups):
         raise ctx.error(line, where, "needs 'for: [types or groups]' or 'signatures: [...]'")
     names = []
     for i, item in enumerate(on):
-        if item in groups:
+        if _is_name(item, groups):
             names += groups[item]
-        elif item in types:
+        elif _is_name(item, types):
             names.append(item)
         else:
             raise ctx.error(on.lines[i], f"{where}.for", f"unknown type or group {item!r}{_suggest(item, [*types, *groups])}")

@@ -272,11 +272,14 @@ def _smallest(space: SearchSpace) -> dict:
 def _check_builds(path, space: SearchSpace) -> None:
     """Build the smallest architecture with shapes only (meta tensors, no initialisation, the random
     state untouched): a wrong constructor argument or value shows now, naming the file."""
+    import warnings
+
     import torch
 
     arch = _smallest(space)
     try:
-        with torch.random.fork_rng(devices=[]), torch.device("meta"), _shapes_only_mode():
+        with warnings.catch_warnings(), torch.random.fork_rng(devices=[]), torch.device("meta"), _shapes_only_mode():
+            warnings.simplefilter("ignore")  # e.g. zero-element tensors: a check, not a build the user sees
             _builders()[space.builder](arch, **space.fixed)
     except SpaceError as exc:
         raise SpaceError(f"{path}: {exc}") from None
