@@ -80,15 +80,17 @@ def inner_split(rows: list[int], validation: float, seed: int) -> tuple[list[int
     return [rows[i] for i in fit], [rows[i] for i in held]
 
 
-def load_benchmark(source: str | None = None, tasks: list[str] | None = None) -> Benchmark:
+def load_benchmark(source: str | None = None, tasks: list[str] | None = None, rankable: bool = True) -> Benchmark:
     """The benchmark `source`: None for the embedded default, a named source ('vit-bench-101',
     'nasbench201-zc:cifar10', 'nasbench201:cifar10', 'nasbench201:cifar10@3000,seed=1'), or a path to a synth benchmark JSON or to a ViT-Bench-101-style row file (.pth, .json, .csv).
 
     `tasks` selects accuracy columns (default: the source's default tasks, or all of them).
-    Missing values become NaN for their task and are counted in `meta['missing']`. A benchmark none
-    of whose tasks could rank anything is refused (see `require_rankable`).
+    Missing values become NaN for their task and are counted in `meta['missing']`. With `rankable`
+    (the default: every command that ranks), a task that could not rank anything is refused (see
+    `require_rankable`); pass False to read a benchmark too small to rank, e.g. to inspect a build.
     """
-    return require_rankable(_load(source, tasks))
+    bench = _load(source, tasks)
+    return require_rankable(bench) if rankable else bench
 
 
 def require_rankable(bench: Benchmark, rows: list[int] | None = None, part: str = "") -> Benchmark:
