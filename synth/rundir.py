@@ -13,8 +13,8 @@ from pathlib import Path
 from synth.errors import RunDirError
 
 __all__ = [
-    "new_run_dir", "refuse_existing_run", "locked_run_dir", "write_json", "json_text", "write_text", "read_record", "read_checkpoint", "read_jsonl", "open_for_appending",
-    "versions", "no_progress", "CHECKPOINT", "RUN_RECORD",
+    "new_run_dir", "refuse_existing_run", "locked_run_dir", "write_json", "json_text", "write_text", "read_record",
+    "read_checkpoint", "read_jsonl", "open_for_appending", "versions", "no_progress", "CHECKPOINT", "RUN_RECORD", "LOCK",
 ]
 
 CHECKPOINT = "checkpoint.json"

@@ -276,7 +276,11 @@ def _check_builds(path, space: SearchSpace) -> None:
 
     import torch
 
-    arch = _smallest(space)
+    try:
+        arch = _smallest(space)
+    except TypeError:  # e.g. list values holding numbers and strings
+        raise SpaceError(f"{path}: choice values of one kind must be comparable (to find the smallest "
+                         "architecture); lists must hold numbers alike") from None
     try:
         with warnings.catch_warnings(), torch.random.fork_rng(devices=[]), torch.device("meta"), _shapes_only_mode():
             warnings.simplefilter("ignore")  # e.g. zero-element tensors: a check, not a build the user sees

@@ -78,6 +78,7 @@ SPACE_DEFECTS = {
     "depth as a list": (lambda d: d["choices"].__setitem__("depth", [[0]]), "choices.depth"),
     "values not a list": (lambda d: d["per_layer"].__setitem__("num_heads", 4), "per_layer.num_heads"),
     "name not a string": (lambda d: d.__setitem__("name", ["x"]), "'name' must be a non-empty string"),
+    "lists of mixed values": (lambda d: d["choices"].__setitem__("embed_dim", [[1, "a"], [1, 2]]), "comparable"),
 }
 
 
