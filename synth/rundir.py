@@ -112,6 +112,7 @@ def _lock_holder(lock: Path) -> int | None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process `pid` runs; a zombie (killed, not yet reaped by its parent) does not."""
     if pid <= 0:
         return False
     try:
@@ -120,7 +121,11 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:  # another user's process
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):  # no /proc (not Linux): trust kill
+        return True
+    return state != "Z"
 
 
 def write_text(path: Path, text: str) -> None:

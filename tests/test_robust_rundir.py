@@ -74,6 +74,23 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
     assert not (tmp_path / LOCK).exists()
 
 
+def test_a_lock_of_a_killed_unreaped_process_is_stale(tmp_path):
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("zombies are told apart through /proc")
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / LOCK).write_text(f"{child.pid}\n")
+        child.kill()
+        import time
+
+        while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            time.sleep(0.01)  # dead, not reaped yet: a zombie
+        with locked_run_dir(tmp_path):
+            assert (tmp_path / LOCK).read_text() == f"{os.getpid()}\n"
+    finally:
+        child.wait()
+
+
 def test_a_lock_that_is_not_a_pid_is_stale(tmp_path):
     (tmp_path / LOCK).write_text("garbage")
     with locked_run_dir(tmp_path):
