@@ -104,8 +104,8 @@ class Evaluator:
     expensive reduction such as a nuclear norm is computed once per architecture,
     not once per program that contains it.
 
-    Each distinct program's evaluation time over the search split is kept in
-    `seconds_of`, and the reason a program got fitness INVALID in `reason_of`
+    Each distinct program's evaluation time over the search split (CPU seconds of this process, or
+    wall seconds when the statistics are on a GPU) is kept in `seconds_of`, and the reason a program got fitness INVALID in `reason_of`
     (see `REASONS`); a program is stopped as soon as its fitness is decided
     (a non-finite score or an error on one architecture) or its time passes
     `config.time_limit`, so no program can stall a run.
@@ -127,6 +127,7 @@ class Evaluator:
         self.program_of: dict[str, str] = {}  # canonical -> the first program (DEAP tree text) scored under it
         self.degenerate = 0  # programs that collapsed to a constant before any evaluation
         self.latex = {name: t.latex for name, t in grammar.terminals.items()}
+        self.clock = _clock_for(self.values)
         self.subsets = resamples(self.search_rows, config.resamples, config.resample_fraction, config.seed) if config.resamples else None
         self._scalars = [{} for _ in self.values]  # per architecture: sympy node -> per-layer or network scalar
 
@@ -181,9 +182,9 @@ class Evaluator:
         for i in self.search_rows:
             shared = self._shared(i)
             for key, formula in list(live.items()):
-                start = time.perf_counter()
+                start = self.clock()
                 value, error = self._score(formula, self.values[i], shared)
-                seconds[key] += time.perf_counter() - start
+                seconds[key] += self.clock() - start
                 scores[key][i] = value
                 if error or not math.isfinite(value):
                     failed[key] = error or "non_finite"
@@ -269,6 +270,15 @@ class Evaluator:
                 self.reason_of[key] = str(rest[1])
             if len(rest) > 2 and rest[2]:
                 self.program_of[key] = str(rest[2])
+
+
+def _clock_for(values: list[dict]):
+    """The clock a program's cost is measured by: this process's CPU time on the CPU, so that the
+    time limit (and with it the run) does not depend on what else the machine is doing; wall time
+    when the statistics live on a GPU, whose work CPU time does not see."""
+    first = next(iter(values[0].values()), None) if values else None
+    data = getattr(first, "data", first)
+    return time.perf_counter if getattr(data, "is_cuda", False) else time.process_time
 
 
 def _invalid_reason(scores: np.ndarray) -> str:
@@ -388,7 +398,7 @@ def initial_population(programs: ProgramSpace, evaluator: Evaluator, config: Evo
 def evolve(programs: ProgramSpace, evaluator: Evaluator, config: EvolveConfig, state: EvolutionState | None = None, on_iteration=None) -> EvolutionState:
     """Run (or continue) `config.restarts` evolutions of `config.iterations` each, one after another
     (each from a fresh population; the fitness memo is shared); `on_iteration(state)` after each
-    iteration."""
+    iteration and after each first population."""
     state = state or EvolutionState()
     rng = _rng_from(state, config.seed)
     step = _generational_step if config.mode == "generational" else _steady_step
@@ -396,6 +406,8 @@ def evolve(programs: ProgramSpace, evaluator: Evaluator, config: EvolveConfig, s
         if not state.population:
             state.population = initial_population(programs, evaluator, config, rng)
             _save_rng(state, rng)
+            if on_iteration:
+                on_iteration(state)  # a checkpoint of the first population: a kill from here on loses no work
         while state.iteration < config.iterations:
             accepted, tries = step(programs, evaluator, config, state, rng)
             state.iteration += 1

@@ -7,6 +7,7 @@ hall_of_fame.csv, and checkpoint.json, from which an interrupted run resumes.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import time
 from dataclasses import replace
@@ -15,12 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from synth import __version__
-from synth.bench import benchmark_space, inner_split, load_benchmark, split_indices
+from synth.bench import benchmark_space, inner_split, load_benchmark, require_rankable, split_indices
 from synth.evolve import EvolutionState, Evaluator, EvolveConfig, evolve
 from synth.export import proxy_source
 from synth.fitness import INVALID, correlations, resolution
 from synth.grammar import load_grammar
 from synth.programs import ProgramSpace
+from synth.errors import RunDirError
 from synth.rundir import CHECKPOINT, RUN_RECORD, no_progress, read_checkpoint, versions, write_json, write_text
 from synth.baselines import size_baselines
 from synth.stats import Probe, default_probe, load_statistics
@@ -84,6 +86,37 @@ def _progress_line(state: EvolutionState, evaluator: Evaluator, config: EvolveCo
             f"{len(evaluator.fitness_of)} programs scored, {elapsed:.0f} s")
 
 
+def _grammar_digest(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _resumed(out_dir: Path, config: EvolveConfig | None, extend: int | None):
+    """(grammar, bench, tasks, config, probe, state, memo) of the checkpoint in `out_dir`, refusing a
+    `config` other than the checkpoint's, a grammar file edited since, or a checkpoint of another shape."""
+    path = out_dir / CHECKPOINT
+    checkpoint = read_checkpoint(out_dir)
+    try:
+        stored = EvolveConfig(**checkpoint["config"])
+        probe = Probe(**checkpoint["probe"])
+        state = EvolutionState.from_dict(checkpoint["state"])
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise RunDirError(f"{path}: not a checkpoint this synth can read ({type(exc).__name__}: {exc})") from None
+    if config is not None and config != stored:
+        changed = [f"{k} {v!r} (checkpoint: {stored.to_dict()[k]!r})" for k, v in config.to_dict().items() if stored.to_dict()[k] != v]
+        raise RunDirError(f"{path}: a resumed run keeps the settings it started with; asked for {', '.join(changed)}"
+                          " (to run a run on for more iterations, extend it explicitly: --extend N)")
+    if extend is not None:
+        if extend < stored.iterations:
+            raise RunDirError(f"{path}: --extend {extend} is fewer than the run's {stored.iterations} iterations")
+        stored = replace(stored, iterations=extend)
+    grammar = checkpoint["grammar"]
+    if not Path(grammar).is_file():
+        raise RunDirError(f"{path}: its grammar {grammar} is gone")
+    if checkpoint.get("grammar_sha256") not in (None, _grammar_digest(grammar)):
+        raise RunDirError(f"{path}: the grammar {grammar} changed since the checkpoint; resuming would mix two grammars")
+    return grammar, checkpoint.get("bench"), checkpoint.get("tasks"), stored, probe, state, checkpoint.get("memo", {})
+
+
 def _move(stats_per_arch, device):
     if device == "cpu":
         return stats_per_arch
@@ -107,6 +140,7 @@ def run_evolve(
     progress=no_progress,
     log=lambda message: None,
     log_every: int = 0,
+    extend: int | None = None,
 ) -> dict:
     """Run (or resume) an evolution and write its run directory; returns the run record.
 
@@ -114,18 +148,14 @@ def run_evolve(
     With `log_every` > 0, a line of progress (iteration, best and median fitness, programs scored,
     elapsed seconds) goes to `log` every `log_every` iterations and at the last one: what a
     piped or logged run shows where a terminal shows a progress bar.
+
+    A resumed run keeps every setting of its checkpoint and ends where the uninterrupted run would
+    have: a `config` that differs from the checkpoint's is refused. `extend=N` runs a resumed run
+    on to N iterations (per restart), explicitly.
     """
     out_dir = Path(out_dir)
     if resume:
-        checkpoint = read_checkpoint(out_dir)
-        grammar = checkpoint["grammar"]
-        bench_source = checkpoint.get("bench")
-        tasks = checkpoint.get("tasks")
-        stored = EvolveConfig(**checkpoint["config"])
-        config = EvolveConfig(**{**stored.to_dict(), "iterations": max(stored.iterations, (config or stored).iterations)})
-        probe = Probe(**checkpoint["probe"])
-        state = EvolutionState.from_dict(checkpoint["state"])
-        memo = checkpoint.get("memo", {})
+        grammar, bench_source, tasks, config, probe, state, memo = _resumed(out_dir, config, extend)
         log(f"resuming {out_dir} at iteration {state.iteration}/{config.iterations}")
     else:
         config, probe, state, memo = (config or EvolveConfig()), None, None, {}
@@ -143,22 +173,34 @@ def run_evolve(
         probe = replace(default_probe(bench, space), **{k: v for k, v in (probe_overrides or {}).items() if v is not None})
     search_rows, test_rows = split_indices(len(bench), config.split_seed, config.search_fraction)
     fit_rows, validation_rows = inner_split(search_rows, config.validation, config.split_seed)
+    for rows, part in ((fit_rows, "search split"), (validation_rows, "inner validation fold"), (test_rows, "test split")):
+        if rows:
+            require_rankable(bench, rows, part)
     log(f"benchmark {bench.name}: {len(bench)} architectures of {space.name}, tasks {', '.join(bench.tasks)}; "
         f"{len(search_rows)} search / {len(test_rows)} test")
 
     t0 = time.perf_counter()
     with progress("statistics", len(bench)) as advance:
-        stats = load_statistics(space, bench.archs, probe, gram.statistics, progress=advance, device=device)
+
+        def statistics_done(done, total):
+            advance(done, total)
+            if log_every and (done % (10 * log_every) == 0 or done == total):
+                log(f"statistics {done}/{total} architectures, {time.perf_counter() - t0:.0f} s")
+
+        stats = load_statistics(space, bench.archs, probe, gram.statistics, progress=statistics_done, device=device)
     stats_seconds = time.perf_counter() - t0
     evaluator = Evaluator(gram, _move(stats, device), bench.targets, fit_rows, config)
     evaluator.restore(memo)
     programs = ProgramSpace(gram)
 
+    grammar_digest = _grammar_digest(gram.path)
+
     def checkpoint_now(st: EvolutionState):
         write_json(
             out_dir / CHECKPOINT,
             {
-                "grammar": gram.path,
+                "grammar": str(Path(gram.path).resolve()),
+                "grammar_sha256": grammar_digest,
                 "bench": bench_source,
                 "tasks": tasks,
                 "config": config.to_dict(),
@@ -175,7 +217,7 @@ def run_evolve(
         def on_iteration(st):
             checkpoint_now(st)
             advance(st.restart * config.iterations + st.iteration)
-            if log_every and (st.iteration % log_every == 0 or st.iteration == config.iterations):
+            if log_every and st.iteration and (st.iteration % log_every == 0 or st.iteration == config.iterations):
                 log(_progress_line(st, evaluator, config, time.perf_counter() - started))
 
         state = evolve(programs, evaluator, config, state, on_iteration)

@@ -22,7 +22,7 @@ def test_same_seed_same_formula_and_fitness(small_bench, tmp_path):
 def test_resumed_run_equals_uninterrupted_run(small_bench, tmp_path):
     straight = run_evolve("vit", str(small_bench), tmp_path / "straight", short(seed=1, iterations=12))
     run_evolve("vit", str(small_bench), tmp_path / "cut", short(seed=1, iterations=5))
-    resumed = run_evolve(None, None, tmp_path / "cut", short(seed=1, iterations=12), resume=True)
+    resumed = run_evolve(None, None, tmp_path / "cut", resume=True, extend=12)
     assert resumed["history"] == straight["history"]
     assert (resumed["formula"], resumed["fitness"]) == (straight["formula"], straight["fitness"])
 

@@ -14,6 +14,7 @@ from synth.grammar import load_grammar
 from synth.programs import ProgramSpace
 from synth.run import pareto_front, run_evolve
 from synth.symbolic import to_formula
+from tests.interrupt import interrupt_at
 
 
 def small(**kw):
@@ -111,17 +112,3 @@ def test_restarts_run_in_a_row_pick_over_all_and_resume_exactly(small_bench, tmp
     resumed = run_evolve(None, None, cut, small(**cfg), resume=True)
     assert (resumed["formula"], resumed["history"]) == (straight["formula"], straight["history"])
 
-
-def interrupt_at(step):
-    """A progress factory whose evolution bar interrupts the run once `step` iterations are checkpointed."""
-    from contextlib import contextmanager
-
-    @contextmanager
-    def progress(description, total):
-        def advance(done, new_total=None):
-            if description == "evolution" and done == step:
-                raise KeyboardInterrupt
-
-        yield advance
-
-    return progress

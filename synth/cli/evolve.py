@@ -35,6 +35,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--tasks", default=None, help="comma-separated accuracy columns to correlate with (default: the benchmark's)")
     p.add_argument("--out", type=Path, default=None, help="run directory (default: a new folder under runs/)")
     p.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the run in DIR from its checkpoint")
+    p.add_argument("--extend", type=int, default=None, metavar="N", help="with --resume: run the run on to N iterations (a resumed run otherwise ends where it would have)")
     p.add_argument("--force", action="store_true", help="replace the run already in --out (default: refuse it)")
     p.add_argument("--seed", type=int, default=d.seed, help=f"evolution seed (default: {d.seed})")
     p.add_argument("--split-seed", type=int, default=d.split_seed, help=f"seed of the search/test split (default: {d.split_seed})")
@@ -51,7 +52,7 @@ def add_parser(subparsers) -> None:
                    "iteration scored together in one pass (default: steady)")
     p.add_argument("--children", type=int, default=d.children, help=f"children per iteration in generational mode (default: {d.children})")
     p.add_argument("--time-limit", type=float, default=d.time_limit,
-                   help=f"seconds one program may take over the search split before it gets fitness -1; 0 for none (default: {d.time_limit:g})")
+                   help=f"CPU seconds (wall seconds on a GPU) one program may take over the search split before it gets fitness -1; 0 for none (default: {d.time_limit:g})")
     p.add_argument("--resamples", type=int, default=d.resamples, metavar="B",
                    help="fitness from B seeded subsets of the search split (each --resample-fraction of it): the "
                    "--resample-quantile of their JCMs; 0 scores the whole split at once (default: 0)")
@@ -98,6 +99,16 @@ def run(args: argparse.Namespace, out) -> int:
     except ValueError as exc:
         out.error(str(exc))
         return 2
+    if args.resume is not None:
+        given = _settings_given(args, config)
+        if given:
+            out.error(f"--resume keeps the settings the run started with; drop {', '.join(given)} "
+                      "(to run a run on for more iterations: --extend N)")
+            return 2
+        config = None
+    elif args.extend is not None:
+        out.error("--extend runs a run on: use it with --resume DIR")
+        return 2
     run_dir = args.resume or args.out or new_run_dir()
     probe = {"dataset": args.probe_data, "batch_size": args.probe_batch, "max_rows": args.probe_rows, "dtype": args.stats_dtype}
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
@@ -107,7 +118,7 @@ def run(args: argparse.Namespace, out) -> int:
         out.info(f"run directory: {run_dir}")
         record = run_evolve(
             args.grammar, args.bench, run_dir, config, tasks, probe_overrides=probe, device=args.device,
-            resume=args.resume is not None, progress=out.progress, log=out.info,
+            resume=args.resume is not None, extend=args.extend, progress=out.progress, log=out.info,
             log_every=args.log_every if args.log_every is not None else (0 if out.err.is_terminal else 10),
         )
     if out.json_mode:
@@ -115,6 +126,18 @@ def run(args: argparse.Namespace, out) -> int:
         return 0
     render_summary(record, run_dir, out)
     return 0
+
+
+def _settings_given(args: argparse.Namespace, config) -> list[str]:
+    """The options set on the command line (other than their defaults) that a resumed run would ignore."""
+    from synth.evolve import EvolveConfig
+
+    default = EvolveConfig().to_dict()
+    given = [f"--{key.replace('_', '-')}" for key, value in config.to_dict().items() if value != default[key]]
+    others = {"--grammar": args.grammar != "vit", "--bench": args.bench is not None, "--tasks": args.tasks is not None,
+              "--probe-data": args.probe_data is not None, "--probe-batch": args.probe_batch is not None,
+              "--probe-rows": args.probe_rows is not None, "--stats-dtype": args.stats_dtype is not None}
+    return given + [flag for flag, set_ in others.items() if set_]
 
 
 def render_summary(record: dict, run_dir, out) -> None:
