@@ -91,12 +91,27 @@ def seed_noise_placement(bench_seed_accs: list, pick_seed_accs, same_as: int | N
             "chance_at_or_above": float(np.mean(percentiles >= threshold)), "draws": draws}
 
 
+def _is_evolve_checkpoint(path: Path) -> bool:
+    """Whether `path` is a synth evolve checkpoint (it names a grammar; a search's does not)."""
+    import json
+
+    try:
+        return path.is_file() and "grammar" in json.loads(path.read_text())
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 def search_picks(search_dir: Path, top: int = 1) -> list[dict]:
     """The best `top` architectures of a finished search, with its proxy and seed."""
-    from synth.rundir import read_record
+    from synth.errors import RunDirError
+    from synth.rundir import CHECKPOINT, RUN_RECORD, read_record
     from synth.search import RESULT
 
-    result = read_record(Path(search_dir) / RESULT, f"no search result here (run synth search, or finish it with "
+    search_dir = Path(search_dir)
+    if not (search_dir / RESULT).is_file() and ((search_dir / RUN_RECORD).is_file() or _is_evolve_checkpoint(search_dir / CHECKPOINT)):
+        raise RunDirError(f"{search_dir}: a synth evolve run, not a search: pick architectures with its proxy first "
+                          f"(synth search --proxy {search_dir} --space SPACE), then check that search")
+    result = read_record(search_dir / RESULT, f"no search result here (run synth search, or finish it with "
                          f"synth search --resume {search_dir})", ("proxy", "space", "config", "top"))
     return [{"search": str(search_dir), "proxy": result["proxy"], "space": result["space"]["name"],
              "search_seed": result["config"]["seed"], "pick": entry["rank"], "arch": entry["arch"],

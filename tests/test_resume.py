@@ -94,3 +94,10 @@ def test_a_split_that_cannot_rank_is_refused_before_any_work(tmp_path):
     with pytest.raises(BenchError, match="test split"):
         run_evolve("vit", str(path), tmp_path / "r", short(seed=0))
     assert not (tmp_path / "r" / "checkpoint.json").exists()
+
+
+def test_bench_check_on_an_evolve_run_says_what_to_do(small_bench, tmp_path, capsys):
+    run_evolve("vit", str(small_bench), tmp_path / "r", short(seed=0, iterations=1))
+    assert main(["bench", "check", str(tmp_path / "r"), "--bench", str(small_bench)]) == 2
+    err = capsys.readouterr().err
+    assert "synth evolve run" in err and "synth search --proxy" in err and "--resume" not in err
