@@ -16,9 +16,9 @@ Prints, measured side by side in one run on the same architectures (medians over
 With `--run RUN_DIR` it prints the run-level figure instead: every distinct program a real
 `synth evolve` run scored (run.json's `programs`, or the checkpoint's memo), re-scored over the
 run's search split from the statistics cache, once as the engine scored them before the
-throughput work (float64 Gram eigendecompositions, one batched eigvalsh per shape; no program
-stopped early) and once as it scores them now, side by side: distinct programs per second, the
-median and 99th-percentile cost per program, and the memory-bandwidth floor of the same reads.
+throughput work (every program on every row) and once as it scores them now (a program stops at
+its first non-finite score or failure), side by side: distinct programs per second, the median
+and 99th-percentile cost per program, and the memory-bandwidth floor of the same reads.
 
     python benchmarks/eval_speed.py --run runs/vit-bench-101-s0 [--programs 200]
 """
@@ -106,17 +106,6 @@ def read_bandwidth(device) -> float:
     return x.numel() * 4 / seconds
 
 
-def nuclear_float64_batched(v):
-    """The nuclear norm as the engine computed it before the throughput work: float64 Grams and one
-    batched eigvalsh per shape group (kept here only to measure the change)."""
-    out = torch.empty(v.layout.layers, dtype=v.data.dtype, device=v.data.device)
-    for (r, c), layers, block in v.blocks():
-        stack = block.double()
-        gram = stack @ stack.transpose(1, 2) if r <= c else stack.transpose(1, 2) @ stack
-        out[layers] = torch.sqrt(torch.linalg.eigvalsh(gram).clamp_min(0)).sum(dim=1).to(out.dtype)
-    return out
-
-
 def run_programs(run_dir: Path) -> tuple[dict, list[str]]:
     """(the run's record or checkpoint, the program text of every distinct program it scored, in order)."""
     from synth.rundir import CHECKPOINT, RUN_RECORD, read_record
@@ -182,12 +171,7 @@ def run_level(args) -> None:
         nbytes = sum(_nbytes(values[i][u]) for i in rows for u in used)
         floors.append(nbytes / bandwidth)
 
-    current = runtime._nuclear_norms
-    runtime._nuclear_norms = nuclear_float64_batched
-    try:
-        before = score_all(formulas, values, rows, stop_early=False)
-    finally:
-        runtime._nuclear_norms = current
+    before = score_all(formulas, values, rows, stop_early=False)
     after = score_all(formulas, values, rows, stop_early=True)
 
     med = statistics.median
@@ -195,7 +179,7 @@ def run_level(args) -> None:
           f"{len(rows)} search architectures of {bench.name}; CPU ({torch.get_num_threads()} threads), "
           f"read bandwidth {bandwidth / 1e9:.1f} GB/s")
     print(f"{'engine':<34}{'programs/s':>11}{'median s':>10}{'p99 s':>9}{'max s':>9}{'total s':>9}")
-    for name, costs in (("before (float64 nuclear, no stop)", before), ("now", after),
+    for name, costs in (("before (every row scored)", before), ("now", after),
                         ("memory-bandwidth floor", floors)):
         print(f"{name:<34}{len(costs) / sum(costs):>11.2f}{med(costs):>10.4f}{np.percentile(costs, 99):>9.4f}"
               f"{max(costs):>9.4f}{sum(costs):>9.1f}")
