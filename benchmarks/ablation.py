@@ -21,10 +21,10 @@ import statistics
 from pathlib import Path
 
 import numpy as np
-from scipy import stats as sps
 
 from synth.bench import load_benchmark
 from synth.evolve import EvolveConfig
+from synth.fitness import correlation
 from synth.run import run_evolve
 from synth.space import arch_key
 
@@ -55,13 +55,11 @@ def run_once(grammar: str, bench: str | None, out: Path, config: EvolveConfig) -
 
 
 def held_out_kendall(scores: np.ndarray, targets: dict[str, np.ndarray], rows: np.ndarray) -> float:
-    """Mean over tasks of Kendall tau-b on `rows` (NaN targets left out task by task)."""
-    values = []
-    for target in targets.values():
-        t, s = target[rows], scores[rows]
-        keep = np.isfinite(t) & np.isfinite(s)
-        values.append(sps.kendalltau(s[keep], t[keep], variant="b").statistic)
-    return float(np.mean(values))
+    """Mean over tasks of Kendall tau-b on `rows` (synth.fitness.correlation; rows without a finite
+    score, or without a target, left out)."""
+    s = scores[rows]
+    keep = np.isfinite(s)
+    return float(np.mean([correlation(s[keep], target[rows][keep], "kendall") for target in targets.values()]))
 
 
 def summarise(per_seed_scores: list[np.ndarray], targets, test_rows: np.ndarray, draws: list[np.ndarray]) -> dict:

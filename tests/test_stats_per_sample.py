@@ -9,15 +9,12 @@ import torch
 import torch.nn.functional as F
 
 from synth import runtime
-from synth.execute import evaluate
 from synth.grammar import load_grammar
-from synth.programs import ProgramSpace
 from synth.space import load_space
 from synth.stats import Probe
-from synth.symbolic import to_formula
 from synth.zoo import get_proxy
 from synth.zoo.gradient_stats import zico
-from tests.test_stats_table import DIGIT_ARCHS, batch, tiny_vit
+from tests.test_stats_table import DIGIT_ARCHS, batch, program_value, tiny_vit
 
 LINEARS = ("qkv", "proj", "fc1", "fc2")
 
@@ -85,11 +82,6 @@ def test_hamming_kernel_and_logdet_by_hand():
         runtime.op_hamming_kernel(runtime.Layers.from_list([torch.ones(3, 2), torch.ones(4, 2)]))
 
 
-def _program(grammar, name, stats):
-    formula = to_formula(ProgramSpace(grammar).parse(grammar.programs[name]), grammar)
-    return evaluate(formula.expr, grammar.terminal_values(stats))
-
-
 @pytest.mark.parametrize("arch", DIGIT_ARCHS)
 def test_zico_and_nwot_programs_equal_the_zoo(arch):
     grammar = load_grammar("vit")
@@ -101,8 +93,8 @@ def test_zico_and_nwot_programs_equal_the_zoo(arch):
     for p in [*model.patch_embed.parameters(), *model.head.parameters()]:
         p.requires_grad_(False)
     stats = runtime.collect_statistics(copy.deepcopy(model), x, y, grammar.statistics)
-    assert _program(grammar, "zico", stats) == pytest.approx(zico(model, x, y, F.cross_entropy, chunks=12), rel=1e-4)
-    assert _program(grammar, "nwot", stats) == pytest.approx(get_proxy("nwot")(model, x, y), rel=1e-9)
+    assert program_value(grammar, "zico", stats) == pytest.approx(zico(model, x, y, F.cross_entropy, chunks=12), rel=1e-4)
+    assert program_value(grammar, "nwot", stats) == pytest.approx(get_proxy("nwot")(model, x, y), rel=1e-9)
 
 
 KERNEL_GRAMMAR = """\

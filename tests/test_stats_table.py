@@ -130,7 +130,8 @@ def test_grammar_checks_a_statistic_against_its_terminal_type(tmp_path):
     assert "unknown statistic 'msa.numels'; did you mean 'msa.numel'" in str(err.value)
 
 
-def _program_value(grammar, name, stats):
+def program_value(grammar, name, stats):
+    """The value of the grammar's named program `name` on one network's statistics."""
     formula = to_formula(ProgramSpace(grammar).parse(grammar.programs[name]), grammar)
     return evaluate(formula.expr, grammar.terminal_values(stats))
 
@@ -146,7 +147,7 @@ def test_params_program_counts_the_block_weights(arch):
     by_hand = sum(3 * d * d + d * d + 2 * d * int(d * r) for r in arch["mlp_ratio"])  # qkv, proj, fc1, fc2
     counted = sum(p.numel() for n, p in model.named_parameters()
                   if n.startswith("blocks.") and n.endswith(("qkv.weight", "proj.weight", "fc1.weight", "fc2.weight")))
-    assert _program_value(grammar, "params", stats) == by_hand == counted
+    assert program_value(grammar, "params", stats) == by_hand == counted
 
 
 def test_per_layer_numbers_come_back_from_the_cache(tmp_path):
@@ -178,7 +179,7 @@ def test_network_level_unary_ops_simplify_evaluate_and_export(tmp_path):
     model = space.build(DIGIT_ARCHS[1], seed=0)
     inputs, targets = probe.batch(space)
     stats = runtime.collect_statistics(model, inputs, targets, grammar.statistics)
-    count = _program_value(grammar, "params", stats)
+    count = program_value(grammar, "params", stats)
     engine = evaluate(formula.expr, grammar.terminal_values(stats))
     assert engine == pytest.approx(math.sqrt(count) - 1 / math.log(count), rel=1e-6)
     path = tmp_path / "proxy.py"
