@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from synth import runtime
+from synth.evolve import Evaluator
 from synth.execute import evaluate, runtime_name
 from synth.grammar import load_grammar
 from synth.programs import ProgramSpace
@@ -127,11 +128,8 @@ def score_all(formulas, values, rows, stop_early: bool) -> list[float]:
     for formula in formulas:
         start = time.perf_counter()
         for i in rows:
-            try:
-                value = evaluate(formula.expr, values[i], shared[i])
-            except (ValueError, RuntimeError, ZeroDivisionError, OverflowError):
-                value = math.nan
-            if stop_early and not math.isfinite(value):
+            value, error = Evaluator._score(formula, values[i], shared[i])
+            if stop_early and (error or not math.isfinite(value)):
                 break
         costs.append(time.perf_counter() - start)
     return costs

@@ -102,7 +102,8 @@ def _resumed(out_dir: Path, config: EvolveConfig | None, extend: int | None):
     except (TypeError, KeyError, ValueError, AttributeError) as exc:
         raise RunDirError(f"{path}: not a checkpoint this synth can read ({type(exc).__name__}: {exc})") from None
     if config is not None and config != stored:
-        changed = [f"{k} {v!r} (checkpoint: {stored.to_dict()[k]!r})" for k, v in config.to_dict().items() if stored.to_dict()[k] != v]
+        kept = stored.to_dict()
+        changed = [f"{k} {v!r} (checkpoint: {kept[k]!r})" for k, v in config.to_dict().items() if kept[k] != v]
         raise RunDirError(f"{path}: a resumed run keeps the settings it started with; asked for {', '.join(changed)}"
                           " (to run a run on for more iterations, extend it explicitly: --extend N)")
     if extend is not None:
