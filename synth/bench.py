@@ -357,7 +357,7 @@ def build_benchmark(
     after each job when given; `meta` is recorded in the file (e.g. how the architectures were chosen).
     """
     from synth.datasets import dataset_name, dataset_source
-    from synth.rundir import open_for_appending, write_json
+    from synth.rundir import append_record, open_for_appending, write_json
     from synth.train import checked_device, training_data
 
     if device != "cpu" and workers > 1:
@@ -379,8 +379,7 @@ def build_benchmark(
         for record in _run_jobs(jobs, workers):
             record = {**record, **provenance}
             done[(record["key"], record["seed"])] = record
-            sink.write(json.dumps(record) + "\n")
-            sink.flush()
+            append_record(sink, record)
             finished += 1
             if progress:
                 progress(finished, total)

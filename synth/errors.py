@@ -1,6 +1,6 @@
 """Errors users can act on. The CLI maps each to one message and an exit code."""
 
-__all__ = ["SynthError", "InputError", "GrammarError", "SpaceError", "BenchError", "RunDirError"]
+__all__ = ["SynthError", "InputError", "GrammarError", "SpaceError", "BenchError", "RunDirError", "DamagedFileWarning"]
 
 
 class SynthError(Exception):
@@ -29,3 +29,8 @@ class BenchError(InputError):
 
 class RunDirError(InputError):
     """A run directory cannot be resumed."""
+
+
+class DamagedFileWarning(UserWarning):
+    """A checkpoint, log record or cache entry failed its checksum (or could not be read) and was not
+    used: its work is done again. The CLI prints it as one 'warning:' line."""

@@ -23,7 +23,7 @@ from synth.fitness import INVALID, correlations, resolution
 from synth.grammar import load_grammar
 from synth.programs import ProgramSpace
 from synth.errors import RunDirError
-from synth.rundir import CHECKPOINT, RUN_RECORD, no_progress, read_checkpoint, versions, write_json, write_text
+from synth.rundir import CHECKPOINT, RUN_RECORD, no_progress, read_checkpoint, versions, write_checkpoint, write_json, write_text
 from synth.baselines import size_baselines
 from synth.stats import Probe, default_probe, load_statistics
 
@@ -197,7 +197,7 @@ def run_evolve(
     grammar_digest = _grammar_digest(gram.path)
 
     def checkpoint_now(st: EvolutionState):
-        write_json(
+        write_checkpoint(
             out_dir / CHECKPOINT,
             {
                 "grammar": str(Path(gram.path).resolve()),

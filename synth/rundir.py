@@ -1,23 +1,30 @@
 """Run directories: atomic JSON/text writes, append-only logs, the checkpoint a run resumes from, the
-lock a writing process holds, and what every run record holds (versions) or takes (a progress bar)."""
+lock a writing process holds, and what every run record holds (versions) or takes (a progress bar).
+
+Checkpoints and log records carry the sha256 of their own content, so a damaged one (a disk error, a
+stray edit, a copy cut short) is detected and its work done again with a warning, never used."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-from synth.errors import RunDirError
+from synth.errors import DamagedFileWarning, RunDirError
 
 __all__ = [
     "new_run_dir", "refuse_existing_run", "locked_run_dir", "write_json", "json_text", "write_text", "read_record",
-    "read_checkpoint", "read_jsonl", "open_for_appending", "versions", "no_progress", "CHECKPOINT", "RUN_RECORD", "LOCK",
+    "read_checkpoint", "write_checkpoint", "read_checked_record", "read_jsonl", "append_record", "open_for_appending",
+    "with_checksum", "checksum_problem", "warn_damaged", "versions", "no_progress", "CHECKPOINT", "RUN_RECORD", "LOCK",
 ]
 
 CHECKPOINT = "checkpoint.json"
+CHECKSUM = "sha256"  # the key under which a record stores the digest of the rest of it
 RUN_RECORD = "run.json"
 LOCK = ".synth.lock"
 
@@ -38,6 +45,7 @@ def refuse_existing_run(path: Path, markers: tuple[str, ...] = (CHECKPOINT, RUN_
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise RunDirError(f"{path}: exists and is not a directory; choose another --out")
+    markers = tuple(markers) + tuple(previous_name(name) for name in markers if name.endswith("checkpoint.json"))
     found = [name for name in markers if (path / name).exists()]
     if found and not force:
         raise RunDirError(f"{path}: already holds a run ({found[0]}); resume it with --resume {path}, "
@@ -184,18 +192,32 @@ def read_record(path: Path, missing: str, required: tuple[str, ...] = ()) -> dic
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """The complete records of an append-only JSON-lines log (one record per finished piece of work).
-    A line cut short by a kill is skipped: its work is simply done again."""
+    """The complete, intact records of an append-only JSON-lines log (one record per finished piece
+    of work). A line cut short by a kill is skipped silently: its work is simply done again. A record
+    whose checksum does not match is skipped with a warning (DamagedFileWarning), and done again too."""
     path = Path(path)
     if not path.is_file():
         return []
-    records = []
-    for line in path.read_text().splitlines():
+    records, damaged = [], 0
+    for line in path.read_text(errors="replace").splitlines():
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if not isinstance(record, dict) or checksum_problem(record):
+            damaged += 1
+            continue
+        record.pop(CHECKSUM, None)
+        records.append(record)
+    if damaged:
+        warn_damaged(f"{path}: {damaged} record(s) failed their checksum and were not used; their work is done again")
     return records
+
+
+def append_record(sink, record: dict) -> None:
+    """Append `record` to an open JSON-lines log as one line carrying its checksum, and flush it."""
+    sink.write(json_text(with_checksum(record)) + "\n")
+    sink.flush()
 
 
 def open_for_appending(path: Path):
@@ -214,9 +236,80 @@ def open_for_appending(path: Path):
 
 
 def read_checkpoint(run_dir: Path) -> dict:
-    """The checkpoint of `run_dir`; RunDirError naming the file if absent or unreadable."""
-    return read_record(Path(run_dir) / CHECKPOINT, f"no checkpoint to resume from (is {run_dir} a synth run directory?)",
-                       ("config", "grammar", "state"))
+    """The checkpoint of `run_dir` (or the one before it, if it is damaged); RunDirError naming the
+    file if there is none or neither can be used."""
+    return read_checked_record(Path(run_dir) / CHECKPOINT, f"no checkpoint to resume from (is {run_dir} a synth run directory?)",
+                               ("config", "grammar", "state"))
+
+
+def previous_name(name: str) -> str:
+    """checkpoint.json -> checkpoint.prev.json: where the checkpoint before the latest is kept."""
+    stem, dot, ext = name.rpartition(".")
+    return f"{stem}.prev.{ext}" if dot else f"{name}.prev"
+
+
+def write_checkpoint(path: Path, payload: dict) -> None:
+    """Write a checkpoint atomically with its checksum, keeping the one it replaces as the previous
+    checkpoint (a hard link, so at every moment `path` holds a complete checkpoint). A resumed run
+    whose latest checkpoint is damaged goes back to the previous one and redoes the work since."""
+    path = Path(path)
+    if path.is_file():
+        previous = path.with_name(previous_name(path.name))
+        link = path.with_name(f".{previous.name}.tmp{os.getpid()}")
+        link.unlink(missing_ok=True)
+        os.link(path, link)
+        os.replace(link, previous)
+    write_text(path, json_text(with_checksum(payload), indent=1) + "\n")
+
+
+def read_checked_record(path: Path, missing: str, required: tuple[str, ...] = ()) -> dict:
+    """The checkpoint in `path` after its checksum is verified (a checkpoint without one, written by
+    an older synth, is read as it is). When it is absent, unreadable, damaged or lacks a `required`
+    key, the previous checkpoint is used instead with a warning; RunDirError when neither can be."""
+    path = Path(path)
+    previous = path.with_name(previous_name(path.name))
+    try:
+        return _verified(read_record(path, missing, required), path)
+    except RunDirError as exc:
+        if not previous.is_file():
+            raise
+        damage = str(exc)
+    raw = _verified(read_record(previous, missing, required), previous)
+    warn_damaged(f"{damage}; resuming from the checkpoint before it ({previous.name}), so the last step is done again")
+    return raw
+
+
+def _verified(raw: dict, path: Path) -> dict:
+    problem = checksum_problem(raw)
+    if problem:
+        raise RunDirError(f"{path}: damaged ({problem})")
+    raw.pop(CHECKSUM, None)
+    return raw
+
+
+def checksum(payload: dict) -> str:
+    """sha256 of `payload` as strict JSON with sorted keys (what a JSON round trip gives back)."""
+    return hashlib.sha256(json.dumps(_plain(payload), sort_keys=True, allow_nan=False).encode()).hexdigest()
+
+
+def with_checksum(payload: dict) -> dict:
+    """`payload` with the checksum of its content added under CHECKSUM."""
+    return {**payload, CHECKSUM: checksum({k: v for k, v in payload.items() if k != CHECKSUM})}
+
+
+def checksum_problem(raw: dict) -> str | None:
+    """Why `raw` (a record read back) fails its checksum, or None if it passes or carries none."""
+    if CHECKSUM not in raw:
+        return None
+    stored = raw[CHECKSUM]
+    if stored != checksum({k: v for k, v in raw.items() if k != CHECKSUM}):
+        return "its content does not match its checksum"
+    return None
+
+
+def warn_damaged(message: str) -> None:
+    """Report a damaged file whose work is done again (the CLI prints it as a warning line)."""
+    warnings.warn(message, DamagedFileWarning, stacklevel=3)
 
 
 def versions() -> dict:

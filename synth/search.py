@@ -233,7 +233,7 @@ class _Search:
     def evaluate(self, archs: list[dict], scorer: _Scorer, progress) -> None:
         """Score the architectures not yet in the memo, appending each result as it arrives."""
         todo = [a for a in archs if arch_key(a) not in self.records]
-        from synth.rundir import open_for_appending
+        from synth.rundir import append_record, open_for_appending
 
         known = [self.sizes.get(arch_key(a), [None, None])[1] for a in todo]
         with open_for_appending(self.out / EVALUATED) as sink:
@@ -245,9 +245,26 @@ class _Search:
                 record = {"key": key, "arch": arch, "score": value, "seconds": seconds, "error": error,
                           "params": params, "flops": flops, "generation": self.generation}
                 self.records[key] = record
-                sink.write(json.dumps(record) + "\n")
-                sink.flush()
+                append_record(sink, record)
                 progress(len(self.records))
+
+    def rescore_lost(self, scored: dict[str, int], scorer: "_Scorer", progress) -> int:
+        """Score again the architectures the checkpoint lists as scored whose memo records were lost
+        (damaged, and skipped when the memo was read), each under the generation it was first scored
+        in, so the resumed search makes the draws of the uninterrupted one. Returns how many."""
+        lost = [key for key in scored if key not in self.records]
+        resumed_generation = self.generation
+        for generation in sorted({scored[key] for key in lost}):
+            self.generation = generation
+            self.evaluate([self._arch_of(key) for key in lost if scored[key] == generation], scorer, progress)
+        self.generation = resumed_generation
+        return len(lost)
+
+    def _arch_of(self, key: str) -> dict:
+        """The architecture of an arch_key, its fields in the space's order (as sampling makes them)."""
+        arch = json.loads(key)
+        order = [*self.space.choices, *self.space.per_layer]
+        return self.space.validate({name: arch[name] for name in sorted(arch, key=lambda n: order.index(n) if n in order else len(order))})
 
     # ------------------------------------------------ budget
 
@@ -332,9 +349,9 @@ def _set_rng_state(rng: random.Random, state: list) -> None:
 
 
 def _read_search_checkpoint(out: Path) -> dict:
-    from synth.rundir import read_record
+    from synth.rundir import read_checked_record
 
-    raw = read_record(out / CHECKPOINT, f"no search checkpoint to resume from (is {out} a synth search directory?)",
+    raw = read_checked_record(out / CHECKPOINT, f"no search checkpoint to resume from (is {out} a synth search directory?)",
                       ("format", "proxy", "space", "config", "probe", "state"))
     if raw["format"] != SEARCH_FORMAT:
         raise RunDirError(f"{out / CHECKPOINT}: not a synth search checkpoint (format {raw['format']!r})")
@@ -346,7 +363,7 @@ def run_search(proxy: str, space: SearchSpace | None, config: SearchConfig | Non
     """Search `space` with `proxy` (a zoo name, an exported proxy.py or a run directory); write
     `out`/search.json and return it. With `resume`, continue the search in `out` from its checkpoint
     (its proxy, space, settings and probe are taken from there)."""
-    from synth.rundir import no_progress, versions, write_json
+    from synth.rundir import no_progress, versions, write_checkpoint, write_json
     from synth.space import load_space
     from synth.stats import Probe
 
@@ -373,13 +390,18 @@ def run_search(proxy: str, space: SearchSpace | None, config: SearchConfig | Non
               "config": asdict(config), "probe": probe.to_dict()}
 
     def checkpoint() -> None:
-        write_json(out / CHECKPOINT, {**header, "state": {**state, "rng": _rng_state(rng)}})
+        scored = {key: record["generation"] for key, record in search.records.items()}
+        write_checkpoint(out / CHECKPOINT, {**header, "state": {**state, "rng": _rng_state(rng), "scored": scored}})
 
     budget = config.population + config.iterations * (config.mutations + config.crossovers)
     start = time.perf_counter()
     scorer = _Scorer(proxy, space, probe, device, workers)
     try:
         with (progress or no_progress)(f"search {space.name} with {Path(proxy).name}", budget) as advance:
+            # an older checkpoint lists no scored keys: its population's were scored before it
+            lost = search.rescore_lost(state.get("scored") or dict.fromkeys(state["population"], 0), scorer, advance)
+            if lost:
+                log(f"rescored {lost} architecture(s) whose records in {EVALUATED} were damaged")
             advance(len(search.records))
             if not state["history"]:  # the initial population is not scored yet
                 checkpoint()  # the random state before the initial draw, so a kill replays it

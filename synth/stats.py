@@ -6,7 +6,8 @@ statistic set), never once per candidate program.
 
 Cache entries are a JSON header plus one raw binary buffer per architecture,
 read back memory-mapped (`torch.from_file`), so the statistics of a large
-benchmark need not fit in RAM at once and nothing is ever unpickled.
+benchmark need not fit in RAM at once and nothing is ever unpickled. The header
+holds the buffer's CRC-32: a damaged entry is recomputed with a warning, never used.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from synth.rundir import warn_damaged
 from synth.space import SearchSpace, arch_key
 
 __all__ = ["Probe", "default_probe", "noise_probe", "cache_root", "statistics_for", "load_statistics", "DTYPES"]
@@ -146,9 +149,13 @@ def _write_entry(stem: Path, record: dict, dtype: str) -> None:
         offset += data.numel()
     stem.parent.mkdir(parents=True, exist_ok=True)
     tmp_bin, tmp_json = (stem.with_name(f".{stem.name}.{ext}.tmp{os.getpid()}") for ext in ("bin", "json"))
+    crc = 0
     with open(tmp_bin, "wb") as sink:
         for chunk in chunks:
-            sink.write(chunk.view(torch.uint8).numpy().tobytes())
+            data = chunk.view(torch.uint8).numpy().tobytes()
+            crc = zlib.crc32(data, crc)
+            sink.write(data)
+    header["crc32"] = crc
     tmp_json.write_text(json.dumps(header))
     os.replace(tmp_bin, stem.with_suffix(".bin"))
     os.replace(tmp_json, stem.with_suffix(".json"))  # the header last: its presence marks a complete entry
@@ -166,26 +173,44 @@ def _stored(value, dtype: str):
 
 
 def _read_entry(stem: Path) -> dict | None:
-    """{statistic: Layers, or a 1-D tensor for per-layer numbers} memory-mapped from a cache entry,
-    or None if absent or damaged."""
+    """{statistic: Layers, or a 1-D tensor for per-layer numbers} memory-mapped from a cache entry;
+    None if there is none or it cannot be used. An entry whose data fails its header's CRC-32 (or
+    whose header is unreadable, or whose data is cut short) is damaged: it is reported with a warning
+    and recomputed, never used. An entry of an older synth (no CRC) is recomputed silently."""
     import torch
 
     from synth.runtime import Layers, Layout
 
+    header_file, data_file = stem.with_suffix(".json"), stem.with_suffix(".bin")
+    if not header_file.is_file():
+        return None
     try:
-        header = json.loads(stem.with_suffix(".json").read_text())
+        header = json.loads(header_file.read_text())
+        if header.get("format") != CACHE_FORMAT or "crc32" not in header:
+            return None
         dtype = getattr(torch, header["dtype"])
         total = sum(entry["numel"] for entry in header["stats"].values())
-        if header.get("format") != CACHE_FORMAT or stem.with_suffix(".bin").stat().st_size != total * dtype.itemsize:
-            return None
-        flat = torch.from_file(str(stem.with_suffix(".bin")), shared=False, size=total, dtype=dtype)
-    except (OSError, ValueError, KeyError, AttributeError):
+        if data_file.stat().st_size != total * dtype.itemsize:
+            raise ValueError(f"its data holds {data_file.stat().st_size} bytes, not {total * dtype.itemsize}")
+        if _file_crc32(data_file) != header["crc32"]:
+            raise ValueError("its data does not match its CRC-32")
+        flat = torch.from_file(str(data_file), shared=False, size=total, dtype=dtype)
+    except (OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
+        warn_damaged(f"{data_file}: damaged statistics cache entry ({exc}); recomputing it")
         return None
     out = {}
     for name, e in header["stats"].items():
         data = flat[e["offset"] : e["offset"] + e["numel"]]
         out[name] = data if e["shapes"] is None else Layers(data, Layout.of(e["shapes"], "cpu"))
     return out
+
+
+def _file_crc32(path: Path, chunk: int = 1 << 24) -> int:
+    crc = 0
+    with open(path, "rb") as source:
+        while block := source.read(chunk):
+            crc = zlib.crc32(block, crc)
+    return crc
 
 
 def load_statistics(space, archs, probe: Probe, stats, cache: Path | None = None, progress=None, device="cpu") -> list[dict]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import contextmanager
 
 from synth import __version__
 
@@ -64,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Output(quiet=args.quiet, json_mode=args.json_mode)
     try:
-        return args.handler(args, out)
+        with _warnings_to(out):
+            return args.handler(args, out)
     except SynthError as exc:
         out.error(str(exc))
         return exc.exit_code
@@ -76,6 +78,28 @@ def main(argv: list[str] | None = None) -> int:
             raise
         out.error(f"{type(exc).__name__}: {exc} (set SYNTH_DEBUG=1 for the traceback)")
         return 1
+
+
+@contextmanager
+def _warnings_to(out):
+    """Show synth's own warnings (a damaged cache entry or checkpoint that is recomputed) as one
+    'warning:' line each through `out`, not as Python's two-line form with a source path."""
+    import warnings
+
+    from synth.errors import DamagedFileWarning
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DamagedFileWarning):
+            out.warn(str(message))
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", DamagedFileWarning)
+        warnings.showwarning = show
+        yield
 
 
 if __name__ == "__main__":

@@ -26,6 +26,13 @@ class Output:
         if not (self.quiet or self.json_mode):
             self.err.print(message)
 
+    def warn(self, message: str) -> None:
+        """A problem synth worked around (shown unless --quiet, also with --json: it goes to stderr)."""
+        from rich.text import Text
+
+        if not self.quiet:
+            self.err.print(Text.assemble(("warning:", "bold yellow"), " ", message))
+
     def error(self, message: str) -> None:
         from rich.text import Text
 

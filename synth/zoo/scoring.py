@@ -23,6 +23,7 @@ import numpy as np
 
 from synth.errors import InputError
 from synth.fitness import METRICS, correlation
+from synth.rundir import CHECKSUM, checksum_problem, warn_damaged, with_checksum, write_json
 from synth.space import SearchSpace, arch_key
 from synth.stats import Probe, cache_root
 from synth.zoo import ProxySpec, get_proxy, proxy_names
@@ -97,10 +98,20 @@ def _cache_file(root: Path, space: SearchSpace, arch: dict, probe: Probe) -> Pat
 
 
 def _read_cached(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+    """{proxy@digest: [score, seconds, error]} of one cached architecture; {} when there is none, and
+    {} with a warning when the entry is damaged (unreadable or failing its checksum): it is rescored."""
+    if not path.is_file():
         return {}
+    try:
+        raw = json.loads(path.read_text())
+        problem = "not a JSON object" if not isinstance(raw, dict) else checksum_problem(raw)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        problem = f"unreadable: {exc}"
+    if problem:
+        warn_damaged(f"{path}: damaged zoo cache entry ({problem}); scoring that architecture again")
+        return {}
+    raw.pop(CHECKSUM, None)
+    return raw
 
 
 def score_architectures(entries: list[ZooEntry], space: SearchSpace, archs: list[dict], probe: Probe,
@@ -111,7 +122,6 @@ def score_architectures(entries: list[ZooEntry], space: SearchSpace, archs: list
     architecture; the error messages are counted, not hidden. `cache=False`
     disables the cache, None uses `cache_root()`.
     """
-    from synth.rundir import write_json
 
     root = cache_root() if cache is None else cache
     inputs, targets = probe.batch(space)
@@ -128,7 +138,7 @@ def score_architectures(entries: list[ZooEntry], space: SearchSpace, archs: list
                 known[f"{entry.name}@{entry.digest}"] = score_network(entry, model, inputs, targets)
             del model
             if path:
-                write_json(path, known)
+                write_json(path, with_checksum(known))
         for entry in entries:
             value, seconds, error = known[f"{entry.name}@{entry.digest}"]
             out[entry.name]["scores"][i] = math.nan if value is None else value
