@@ -46,6 +46,9 @@ RUNTIME_OF = {
     "layer_sum": "op_sum",
     "hamming_kernel": "op_hamming_kernel",
     "logdet": "op_logdet",
+    "channel_mean": "op_channel_mean",
+    "channel_std": "op_channel_std",
+    "channel_norm": "op_channel_norm",
 }
 
 

@@ -309,8 +309,9 @@ def _signatures_for(ctx, spec, entry, where, types, groups):
             sig_line = sigs.lines[i] if hasattr(sigs, "lines") else line
             out.append(_parse_signature(ctx, text, sig_line, f"{where}.signatures", types))
         return out
-    if role in ("matmul", "kernel"):
-        what = "a matrix product" if role == "matmul" else "a kernel of per-sample values"
+    if role in ("matmul", "kernel", "channel"):
+        what = {"matmul": "a matrix product", "kernel": "a kernel of per-sample values",
+                "channel": "a channel-wise reduction"}[role]
         raise ctx.error(line, where, f"op {spec.name!r} is {what}: list its 'signatures' explicitly")
     on = entry.get("for")
     if not isinstance(on, list) or not on:
@@ -362,6 +363,8 @@ def _check_signature(ctx, spec, args, ret, line, where, types):
         raise ctx.error(line, where, f"ill-typed signature {sig!r}: kernel {spec.name!r} maps a tensor type (one row per sample) to a kernel type")
     if spec.role == "kernel_reduce" and (types[args[0]].kind != "kernel" or types[args[0]].network != ret):
         raise ctx.error(line, where, f"ill-typed signature {sig!r}: kernel reduction {spec.name!r} maps a kernel type to its network type")
+    if spec.role == "channel" and ({types[args[0]].kind, types[ret].kind} != {"tensor"} or types[args[0]].layer != types[ret].layer):
+        raise ctx.error(line, where, f"ill-typed signature {sig!r}: channel-wise reduction {spec.name!r} maps a tensor type to a tensor type of the same layers")
     if spec.role == "matmul":
         kinds = {types[a].kind for a in (*args, ret)}
         layer_types = {types[a].layer for a in (*args, ret)}

@@ -9,7 +9,10 @@ Roles decide the signatures an op can have in a grammar:
 - ``matmul``: matrix products; their signatures are spelled out in the grammar;
 - ``kernel``: per-layer per-sample values (rows are samples) -> one samples x samples
   kernel of the network, pooled over layers; signatures spelled out in the grammar;
-- ``kernel_reduce``: a kernel -> network scalar (K -> the kernel type's ``network``).
+- ``kernel_reduce``: a kernel -> network scalar (K -> the kernel type's ``network``);
+- ``channel``: per-layer (rows x columns) tensor -> per-layer 1 x columns tensor, reduced over
+  the rows (samples and positions of activation rows: one value per channel); signatures
+  spelled out in the grammar, since the result's shape depends on the statistic.
 
 Element-wise ops map to sympy forms that sympy may simplify exactly (``x*x`` is
 ``x**2``); protected or non-element-wise ops map to opaque sympy functions so
@@ -25,7 +28,7 @@ import sympy
 
 __all__ = ["OpSpec", "OPS", "ROLES", "SYMPY_FUNCTIONS"]
 
-ROLES = ("unary", "binary", "reduce", "aggregate", "matmul", "kernel", "kernel_reduce")
+ROLES = ("unary", "binary", "reduce", "aggregate", "matmul", "kernel", "kernel_reduce", "channel")
 
 
 def _opaque(name: str, latex: str, *, nonnegative: bool = False, idempotent: bool = False, nargs: int = 1):
@@ -73,12 +76,16 @@ matmul_tn = _opaque("matmul_tn", r"{0}^{{\top}}{1}", nargs=2)
 matmul_nt = _opaque("matmul_nt", r"{0}\,{1}^{{\top}}", nargs=2)
 hamming_kernel = _opaque("hamming_kernel", r"K_{{H}}\left({0}\right)", nonnegative=True)
 logdet = _opaque("logdet", r"\log\left|\det {0}\right|")
+channel_mean = _opaque("channel_mean", r"\operatorname{{mean}}_{{c}}\left({0}\right)")
+channel_std = _opaque("channel_std", r"\operatorname{{std}}_{{c}}\left({0}\right)", nonnegative=True)
+channel_norm = _opaque("channel_norm", r"\left\|{0}\right\|_{{c}}", nonnegative=True)
 
 SYMPY_FUNCTIONS = {
     cls.__name__: cls
     for cls in (
         logabs, sqrtabs, inv, relu, sigmoid, zscore, minmax, softmax, log_softmax, mean, std, tsum,
         fro, l1, nuclear, layer_mean, layer_sum, matmul, matmul_tn, matmul_nt, hamming_kernel, logdet,
+        channel_mean, channel_std, channel_norm,
     )
 }
 
@@ -96,7 +103,7 @@ class OpSpec:
     @property
     def shape_dependent(self) -> bool:
         """Whether applying the op to a constant gives a value that depends on the unseen shape."""
-        return self.whole_tensor or self.role in ("reduce", "aggregate", "matmul", "kernel", "kernel_reduce")
+        return self.whole_tensor or self.role in ("reduce", "aggregate", "matmul", "kernel", "kernel_reduce", "channel")
 
     @property
     def arity(self) -> int:
@@ -146,5 +153,9 @@ OPS: dict[str, OpSpec] = {
         _spec("hamming_kernel", "kernel", hamming_kernel,
               "samples x samples agreement counts of 0/1 codes, summed over layers: c c^T + (1 - c)(1 - c)^T"),
         _spec("logdet", "kernel_reduce", logdet, "log |det K| of a samples x samples kernel"),
+        # channel-wise reductions: over the rows of each layer's matrix, one value per column
+        _spec("channel_mean", "channel", channel_mean, "mean over the rows of each column (per channel)"),
+        _spec("channel_std", "channel", channel_std, "population std over the rows of each column (per channel)"),
+        _spec("channel_norm", "channel", channel_norm, "Euclidean norm over the rows of each column (per channel)"),
     )
 }

@@ -34,12 +34,14 @@ class Site:
 
 
 def sites_by_kind(model):
-    """{'msa': [...], 'mlp': [...], 'act': [...], 'attn': [...]}: the Sites of the model, in forward order.
+    """{'msa', 'mlp', 'act', 'attn', 'conv', 'bn', 'relu', 'fc': [...]}: the Sites of the model.
 
     Found by structure, not class name, so any timm ViT family model works
     (VisionTransformer, DeiT, PiT): an attention module (kind attn) holds `qkv`
     and `proj` linear layers (kind msa); an MLP module holds `fc1` and `fc2`
-    (kind mlp) and, between them, its hidden activation module `act` (kind act).
+    (kind mlp) and, between them, its hidden activation module `act` (kind act), in forward
+    order. The convolutional kinds (conv, bn, relu, fc) come from `_cnn_sites`; a ViT has a
+    conv (its patch embedding) and an fc (its head) too, read only when a grammar names them.
     """
     kinds = {"msa": [], "mlp": [], "act": [], "attn": []}
     for module in model.modules():
@@ -56,6 +58,31 @@ def sites_by_kind(model):
             kinds["mlp"] += [Site(module.fc1, depth), Site(module.fc2, depth)]
             if isinstance(getattr(module, "act", None), torch.nn.Module):
                 kinds["act"].append(Site(module.act, depth))
+    claimed = {id(site.module) for kind in ("msa", "mlp") for site in kinds[kind]}
+    return {**kinds, **_cnn_sites(model, claimed)}
+
+
+def _cnn_sites(model, claimed):
+    """{'conv': [...], 'bn': [...], 'relu': [...], 'fc': [...]}: convolutional-network Sites, in module order.
+
+    Found by module type, so any torch CNN works (NAS-Bench-201's networks, ResNets, ...): every
+    `nn.Conv2d` (kind conv), every batch-norm layer (kind bn), every `nn.ReLU` module (kind relu;
+    functional relus cannot be seen) and every `nn.Linear` not already an MSA or MLP site (kind
+    fc: a CNN's classifier, a ViT's head). A Site's depth is its 1-based index among its kind.
+    """
+    kinds = {"conv": [], "bn": [], "relu": [], "fc": []}
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            kind = "conv"
+        elif isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            kind = "bn"
+        elif isinstance(module, torch.nn.ReLU):
+            kind = "relu"
+        elif isinstance(module, torch.nn.Linear) and id(module) not in claimed:
+            kind = "fc"
+        else:
+            continue
+        kinds[kind].append(Site(module, len(kinds[kind]) + 1))
     return kinds
 
 
@@ -146,6 +173,109 @@ def _attention_grad(site, captured):
     return grad_out @ v.transpose(-2, -1)
 
 
+def _channels_last(t):
+    """A (samples, channels, *spatial) activation as (samples, *spatial, channels), so that rows are
+    positions and columns channels; a 2-D (samples, features) tensor is already so."""
+    return t.movedim(1, -1) if t.dim() >= 3 else t
+
+
+def _padded(module, x):
+    """A conv's input with the module's padding applied, so every patch is a plain slice of it."""
+    (kh, kw), (dh, dw) = module.kernel_size, module.dilation
+    if module.padding == "valid":
+        pads = (0, 0, 0, 0)
+    elif module.padding == "same":
+        th, tw = dh * (kh - 1), dw * (kw - 1)
+        pads = (tw // 2, tw - tw // 2, th // 2, th - th // 2)
+    else:
+        ph, pw = module.padding
+        pads = (pw, pw, ph, ph)
+    mode = "constant" if module.padding_mode == "zeros" else module.padding_mode
+    return F.pad(x, pads, mode=mode) if any(pads) else x
+
+
+def _out_size(size, kernel, stride, dilation):
+    return (size - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _patch_rows(module, x, options):
+    """im2col rows of a conv input: one row per (sample, output position), the in x kh x kw patch that
+    output position sees, in the order of `weight.reshape(out, -1)` (channel, then kernel row and
+    column). So rows @ W^T is the conv's output (bias aside) and output_grad^T @ rows its weight
+    gradient, exactly as for a linear layer. With `max_rows`, the seeded subset of rows that `_rows`
+    keeps of the output gradient, gathered patch by patch: the full im2col matrix is never formed."""
+    x = _padded(module, x.detach())
+    n, (kh, kw), (sh, sw), (dh, dw) = x.shape[0], module.kernel_size, module.stride, module.dilation
+    ho, wo = _out_size(x.shape[2], kh, sh, dh), _out_size(x.shape[3], kw, sw, dw)
+    keep = _row_subset(n * ho * wo, options["max_rows"], options["row_seed"])
+    rows = torch.arange(n * ho * wo) if keep is None else keep
+    rows = rows.to(x.device)
+    sample, position = rows // (ho * wo), rows % (ho * wo)
+    ky = (torch.arange(kh, device=x.device) * dh).repeat_interleave(kw)
+    kx = (torch.arange(kw, device=x.device) * dw).repeat(kh)
+    ys = (position // wo * sh)[:, None] + ky[None]
+    xs = (position % wo * sw)[:, None] + kx[None]
+    patches = x[sample[:, None], :, ys, xs]  # (rows, kh x kw, channels): advanced indices first
+    return patches.transpose(1, 2).reshape(rows.shape[0], -1).float()
+
+
+def _conv_sample_grad_moments(site, captured):
+    """(mean over samples n of |g_n|, population std over samples of g_n) for a Conv2d, weight-shaped
+    (out x in/groups*kh*kw), where g_n = N gy_n^T P_n: gy_n the output gradient at sample n's
+    positions, P_n its im2col patches (see `_patch_rows`). As for a linear layer, g_n is sample n's
+    share of the batch gradient (their mean is `weight_grad`); without batch norm it is the gradient
+    of sample n's own loss, with batch norm the samples are coupled through the batch statistics.
+
+    Exact and bounded in memory: the mean comes from one `conv2d_weight`, then the patches of a few
+    samples at a time are unfolded to sum |g_n| and (g_n - mean)^2 (no cancellation).
+    Computed once per layer and kept in `captured`.
+    """
+    if "sample_grad_moments" not in captured:
+        module = site.module
+        x = _padded(module, captured["input"].detach().float())
+        gy = captured["output_grad"].detach().float()
+        n, groups, shape = x.shape[0], module.groups, module.weight.shape
+        mean = torch.nn.grad.conv2d_weight(x, shape, gy, module.stride, 0, module.dilation, groups).reshape(shape[0], -1)
+        abs_sum, square_sum = torch.zeros_like(mean), torch.zeros_like(mean)
+        out_g, in_g = shape[0] // groups, mean.shape[1]
+        step = max(1, SAMPLE_GRAD_CHUNK // (mean.numel() + in_g * groups * gy[0, 0].numel()))
+        for start in range(0, n, step):
+            cols = F.unfold(x[start : start + step], module.kernel_size, module.dilation, 0, module.stride)
+            grads = gy[start : start + step].flatten(2)
+            for g in range(groups):  # (chunk, out/groups, in/groups x kh x kw) per group of channels
+                rows = slice(g * out_g, (g + 1) * out_g)
+                per_sample = n * (grads[:, rows] @ cols[:, g * in_g : (g + 1) * in_g].transpose(1, 2))
+                abs_sum[rows] += per_sample.abs().sum(dim=0)
+                square_sum[rows] += (per_sample - mean[rows]).square().sum(dim=0)
+        captured["sample_grad_moments"] = (abs_sum / n, (square_sum / n).sqrt())
+    return captured["sample_grad_moments"]
+
+
+def _channel_width(t):
+    """Channels of an activation: axis 1 of a (samples, channels, *spatial) tensor, else the last."""
+    return t.shape[1] if t.dim() >= 3 else t.shape[-1]
+
+
+def _spatial(t):
+    """Positions per sample of an activation: H x W of a (samples, channels, H, W) tensor, 1 for 2-D."""
+    return t[0, 0].numel() if t.dim() >= 3 else 1
+
+
+def _trainable_numel(module):
+    """Elements of the module's own trainable parameters (weight and bias), as synth.zoo's #params counts them."""
+    return sum(p.numel() for p in module.parameters(recurse=False) if p.requires_grad)
+
+
+def _affine(module, name):
+    """A batch-norm layer's affine weight (or its gradient) as a 1 x channels row: 1 (gradient 0)
+    where the layer has no affine parameters."""
+    weight = module.weight
+    if weight is None:
+        return torch.full((1, module.num_features), 1.0 if name == "weight" else 0.0)
+    value = weight if name == "weight" else weight.grad
+    return (torch.zeros_like(weight) if value is None else value).detach().float().reshape(1, -1)
+
+
 def _scalar(value):
     return torch.tensor(float(value))
 
@@ -186,6 +316,63 @@ def _linear_statistics(kind):
     return {f"{kind}.{quantity}": Statistic(kind, *row) for quantity, row in rows.items()}
 
 
+def _grad_of(weight):
+    """A weight's gradient as float32, zeros where the pass left it None (a weight the loss does not reach)."""
+    return (torch.zeros_like(weight) if weight.grad is None else weight.grad).detach().float()
+
+
+def _conv_statistics():
+    """Convolution statistics, weight-shaped as (out, in/groups x kh x kw) matrices and inputs as im2col
+    rows (see `_patch_rows`), so every matrix product a linear layer allows is shape-consistent here."""
+    weight = "out x (in x kh x kw)"
+    rows = {
+        "weight": (lambda s, c, o: s.module.weight.detach().float().reshape(s.module.weight.shape[0], -1), "after", "none", "tensor", weight),
+        "weight_grad": (lambda s, c, o: _grad_of(s.module.weight).reshape(s.module.weight.shape[0], -1), "after", "backward", "tensor", weight),
+        "input": (lambda s, c, o: _patch_rows(s.module, c["input"], o), "forward", "forward", "tensor", "(samples x out positions) x (in x kh x kw)"),
+        "output_grad": (lambda s, c, o: _rows(_channels_last(c["output_grad"]), o), "backward", "backward", "tensor", "(samples x out positions) x out"),
+        "sample_grad_abs_mean": (lambda s, c, o: _conv_sample_grad_moments(s, c)[0], "backward", "backward", "tensor", weight),
+        "sample_grad_std": (lambda s, c, o: _conv_sample_grad_moments(s, c)[1], "backward", "backward", "tensor", weight),
+        "numel": (lambda s, c, o: _scalar(s.module.weight.numel()), "after", "none", "layer", "one number"),
+        "params": (lambda s, c, o: _scalar(_trainable_numel(s.module)), "after", "none", "layer", "one number"),
+        "width_in": (lambda s, c, o: _scalar(s.module.in_channels), "after", "none", "layer", "one number"),
+        "width_out": (lambda s, c, o: _scalar(s.module.out_channels), "after", "none", "layer", "one number"),
+        "kernel": (lambda s, c, o: _scalar(s.module.weight[0, 0].numel()), "after", "none", "layer", "one number"),
+        "spatial": (lambda s, c, o: _scalar(_spatial(c["input"])), "forward", "forward", "layer", "one number"),
+        "depth": (lambda s, c, o: _scalar(s.depth), "after", "none", "layer", "one number"),
+    }
+    return {f"conv.{quantity}": Statistic("conv", *row) for quantity, row in rows.items()}
+
+
+def _activation_statistics(kind):
+    """What batch-norm (bn) and ReLU (relu) layers share: input rows (samples x positions, channels), channel
+    count, positions per sample and depth index."""
+    rows = {
+        "input": (lambda s, c, o: _rows(_channels_last(c["input"]), o), "forward", "forward", "tensor", "(samples x positions) x channels"),
+        "width": (lambda s, c, o: _scalar(_channel_width(c["input"])), "forward", "forward", "layer", "one number"),
+        "spatial": (lambda s, c, o: _scalar(_spatial(c["input"])), "forward", "forward", "layer", "one number"),
+        "depth": (lambda s, c, o: _scalar(s.depth), "after", "none", "layer", "one number"),
+    }
+    return {f"{kind}.{quantity}": Statistic(kind, *row) for quantity, row in rows.items()}
+
+
+def _cnn_statistics():
+    """Every statistic of the convolutional kinds: conv, bn, relu and fc (a linear kind, plus `params`)."""
+    return {
+        **_conv_statistics(),
+        **_activation_statistics("bn"),
+        "bn.output_grad": Statistic("bn", lambda s, c, o: _rows(_channels_last(c["output_grad"]), o), "backward", "backward",
+                                    "tensor", "(samples x positions) x channels"),
+        "bn.weight": Statistic("bn", lambda s, c, o: _affine(s.module, "weight"), "after", "none", "tensor", "1 x channels"),
+        "bn.weight_grad": Statistic("bn", lambda s, c, o: _affine(s.module, "weight_grad"), "after", "backward", "tensor", "1 x channels"),
+        "bn.params": Statistic("bn", lambda s, c, o: _scalar(_trainable_numel(s.module)), "after", "none", "layer", "one number"),
+        **_activation_statistics("relu"),
+        "relu.code": Statistic("relu", lambda s, c, o: _sign_codes(_channels_last(c["input"]), o), "forward", "forward", "tensor",
+                               "samples x (kept positions x channels)"),
+        **_linear_statistics("fc"),
+        "fc.params": Statistic("fc", lambda s, c, o: _scalar(_trainable_numel(s.module)), "after", "none", "layer", "one number"),
+    }
+
+
 STATISTICS = {
     **_linear_statistics("msa"),
     **_linear_statistics("mlp"),
@@ -196,6 +383,7 @@ STATISTICS = {
                           "(samples x heads x query tokens) x key tokens"),
     "attn.map_grad": Statistic("attn", lambda s, c, o: _rows(_attention_grad(s, c), o), "backward", "backward", "tensor",
                                "(samples x heads x query tokens) x key tokens"),
+    **_cnn_statistics(),
 }
 QUANTITIES = tuple(name.partition(".")[2] for name in STATISTICS if name.startswith("mlp."))  # of every linear kind
 
@@ -575,6 +763,36 @@ def _nuclear_norms(v):
 def op_nuclear(x):
     """Nuclear norm: sum of singular values of each layer's matrix."""
     return _reduce(_nuclear_norms, lambda t: torch.linalg.matrix_norm(t, ord="nuc"), x)
+
+
+# ---------------------------------------------------------------- channel-wise reductions
+
+
+def _per_column(fn, x):
+    """Layers of 1 x columns rows: fn(block of shape (layers, rows, cols)) -> (layers, cols) for each
+    group of equal shapes, put back in layer order (shapes change, so the layout is rebuilt)."""
+    if not isinstance(x, Layers):
+        raise ValueError("a channel-wise reduction needs a per-layer tensor")
+    out = [None] * x.layout.layers
+    for _, layers, block in x.blocks():
+        for i, row in zip(layers.tolist(), fn(block)):
+            out[i] = row.reshape(1, -1)
+    return Layers.from_list(out)
+
+
+def op_channel_mean(x):
+    """Mean over the rows of each column: per channel, over samples and positions, for activation rows."""
+    return _per_column(lambda b: b.mean(dim=1), x)
+
+
+def op_channel_std(x):
+    """Population standard deviation over the rows of each column (float64 accumulation, as `std`)."""
+    return _per_column(lambda b: _std_rows(b.transpose(1, 2)), x)
+
+
+def op_channel_norm(x):
+    """Euclidean norm over the rows of each column."""
+    return _per_column(lambda b: torch.linalg.vector_norm(b, dim=1), x)
 
 
 # ---------------------------------------------------------------- per-sample kernels
