@@ -60,6 +60,10 @@ STRAIGHT = {
     # samples i, j: the number of units whose codes are equal, counted by comparison over all layers
     "hamming_kernel": lambda x: sum((t[:, None, :] == t[None, :, :]).sum(-1).double() for t in x),
     "logdet": lambda k: torch.log(torch.linalg.eigvalsh(k.double()).abs()).sum(),
+    # over the rows of each column, kept as a 1 x columns row
+    "channel_mean": each(lambda t: t.mean(dim=0, keepdim=True)),
+    "channel_std": each(lambda t: t.std(dim=0, unbiased=False, keepdim=True)),
+    "channel_norm": each(lambda t: t.pow(2).sum(dim=0, keepdim=True).sqrt()),
 }
 
 
