@@ -1,4 +1,4 @@
-"""Property tests: the grammar, space and benchmark loaders, fed random and adversarial files (raw
+"""Property tests: the grammar, space, recipe and benchmark loaders, fed random and adversarial files (raw
 text and bytes, random YAML/JSON documents, valid files with one value replaced or removed, Python
 tags), either load or raise an InputError subclass (exit code 2). Never another exception."""
 
@@ -16,6 +16,7 @@ from synth.errors import InputError
 from synth.grammar import load_grammar
 from synth.resources import resource_dir
 from synth.space import load_space
+from synth.train import Recipe
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -64,6 +65,7 @@ def folder(tmp_path_factory):
 BASES = {
     "grammar": (load_grammar, yaml.safe_load((resource_dir("grammar") / "vit.yaml").read_text())),
     "space": (load_space, yaml.safe_load((resource_dir("spaces") / "vit-digits.yaml").read_text())),
+    "recipe": (Recipe.from_file, Recipe().to_dict()),
 }
 
 
