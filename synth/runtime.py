@@ -13,6 +13,8 @@ Values flowing through a program:
 - a plain Python number is a constant that broadcasts.
 """
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 
@@ -445,7 +447,9 @@ def collect_statistics(model, inputs, targets, wanted, max_rows=None, row_seed=0
         model.zero_grad(set_to_none=True)
         model.train()
         if "backward" in needs:
-            F.cross_entropy(model(inputs), targets).backward()
+            with warnings.catch_warnings():  # a stem conv's input (the images) takes no gradient: expected
+                warnings.filterwarnings("ignore", message="Full backward hook is firing when gradients are computed with respect to module outputs")
+                F.cross_entropy(model(inputs), targets).backward()
         elif "forward" in needs:
             with torch.no_grad():  # activations only: no graph, no backward pass
                 model(inputs)
