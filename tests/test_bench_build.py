@@ -98,6 +98,24 @@ def test_a_killed_build_resumes_without_retraining_finished_runs(tmp_path):
     assert bench["device"] == "cpu" and bench["dataset"] == {"source": "digits"}
 
 
+def test_resume_takes_the_builds_own_settings_and_refuses_others(tmp_path, capsys):
+    out = tmp_path / "b.json"
+    assert main(["bench", "build", "--resume", str(out)]) == 2
+    assert "b.json.build.json" in capsys.readouterr().err  # nothing to resume: the settings file is named
+    arch_file = tmp_path / "archs.json"
+    arch_file.write_text(json.dumps(TINY[:2]))
+    assert main(["-q", "bench", "build", "--arch-file", str(arch_file), "--epochs", "1", "--seeds", "3",
+                 "--workers", "1", "--out", str(out)]) == 0
+    first = json.loads(out.read_text())
+    assert main(["bench", "build", "--resume", str(out), "--seeds", "4", "--epochs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--seeds" in err and "--epochs" in err
+    out.unlink()
+    assert main(["-q", "bench", "build", "--resume", str(out), "--workers", "1"]) == 0
+    again = json.loads(out.read_text())
+    assert again["rows"] == first["rows"] and again["seeds"] == [3] and again["recipe"]["epochs"] == 1
+
+
 # ---------------------------------------------------------------- recipes
 
 

@@ -192,8 +192,8 @@ def finished_records(partial) -> int:
         return 0
 
 
-@pytest.mark.parametrize("records", [1, 5])
-def test_sigkill_then_rerun_a_bench_build(tmp_path, records):
+@pytest.mark.parametrize("records, how", [(1, "same command"), (5, "--resume")])
+def test_sigkill_then_resume_a_bench_build(tmp_path, records, how):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     assert synth(env, *build_args(tmp_path, tmp_path / "a.json")).wait(timeout=300) == 0
     out = tmp_path / "b.json"
@@ -201,7 +201,7 @@ def test_sigkill_then_rerun_a_bench_build(tmp_path, records):
     partial = out.with_name(out.name + ".partial.jsonl")
     assert kill_when(process, lambda: finished_records(partial) >= records), f"the build ended first ({process.stderr.read()})"
     assert not out.exists()
-    again = synth(env, *build_args(tmp_path, out))
+    again = synth(env, *build_args(tmp_path, out)) if how == "same command" else synth(env, "bench", "build", "--resume", str(out))
     assert again.wait(timeout=300) == 0, again.stderr.read()
     result, straight = build_result(out), build_result(tmp_path / "a.json")
     straight["sampling"]["arch_file"] = result["sampling"]["arch_file"]

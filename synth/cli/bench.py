@@ -22,8 +22,13 @@ def _add_build(actions) -> None:
         help="train architectures of a space with several seeds and write a benchmark JSON",
         description="Train architectures of a space (sampled, or listed in a file), each with every seed, on "
         "digits or your own images, on the CPU or a GPU, and write architectures, mean and per-seed accuracies, "
-        "the recipe and the data's source. Results are appended to OUT.partial.jsonl as they finish; a killed "
-        "build resumes from it without retraining them.",
+        "the recipe and the data's source. Results are appended to OUT.partial.jsonl as they finish, and the "
+        "build's settings kept in OUT.build.json: a killed build resumes with --resume OUT (or the same command "
+        "again) without retraining them.",
+        epilog="examples:\n"
+        "  synth bench build --space vit-digits --archs 120 --seeds 0,1,2 --out my_bench.json\n"
+        "  synth bench build --resume my_bench.json      # continue a killed build with its own settings",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     build.add_argument("--space", default="vit-digits", help="space name or YAML path (default: vit-digits)")
     which = build.add_mutually_exclusive_group()
@@ -41,31 +46,72 @@ def _add_build(actions) -> None:
     build.add_argument("--seeds", default="0,1,2", help="training seeds, comma-separated (default: 0,1,2)")
     build.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="train on the CPU or a CUDA GPU (default: cpu)")
     build.add_argument("--workers", type=int, default=None, help="parallel training processes (default: 2 on cpu, 1 on cuda)")
-    build.add_argument("--out", type=Path, required=True, help="output benchmark JSON")
+    target = build.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", type=Path, help="output benchmark JSON")
+    target.add_argument("--resume", type=Path, metavar="OUT", help="continue the build of OUT with the settings it "
+                        "started with (kept in OUT.build.json); finished trainings are not repeated")
     build.set_defaults(handler=run_build)
+
+
+BUILD_DEFAULTS = {"space": "vit-digits", "archs": 120, "arch_file": None, "arch_seed": 0, "dataset": None, "recipe": None,
+                  "epochs": None, "seeds": "0,1,2", "device": "cpu"}
 
 
 def run_build(args: argparse.Namespace, out) -> int:
     from synth.bench import build_benchmark, seed_noise_summary
-    from synth.space import load_space
+    from synth.rundir import write_checkpoint
 
-    space = load_space(args.space)
-    recipe = _recipe(args)
-    archs, chosen = _archs(args, space)
-    seeds = _seeds(args.seeds)
-    workers = args.workers or (1 if args.device == "cuda" else 2)
+    if args.resume is not None:
+        target, (space, archs, seeds, recipe, device, chosen) = args.resume, _resumed_build(args)
+    else:
+        from synth.space import load_space
+
+        target, space, device = args.out, load_space(args.space), args.device
+        recipe, (archs, chosen), seeds = _recipe(args), _archs(args, space), _seeds(args.seeds)
+        write_checkpoint(_settings_file(target), {"space": str(Path(space.source).resolve()) if space.source else space.name, "archs": archs, "seeds": seeds,
+                                                  "recipe": recipe.to_dict(), "device": device, "sampling": chosen})
+    workers = args.workers or (1 if device == "cuda" else 2)
     with out.progress(f"training {len(archs)} archs x {len(seeds)} seeds", len(archs) * len(seeds)) as advance:
-        bench = build_benchmark(space, archs, seeds, recipe, args.out, workers=workers, device=args.device,
+        bench = build_benchmark(space, archs, seeds, recipe, target, workers=workers, device=device,
                                 progress=advance, meta={"sampling": chosen})
     summary = seed_noise_summary(bench)
     if out.json_mode:
-        out.json({"out": str(args.out), "rows": len(bench["rows"]), "noise": summary})
+        out.json({"out": str(target), "rows": len(bench["rows"]), "noise": summary})
     out.table(
-        f"benchmark {args.out}",
+        f"benchmark {target}",
         ["task", "archs", "mean seed std", "std across archs", "ratio"],
         [[task, len(bench["rows"]), s["seed_std"], s["arch_std"], s["ratio"]] for task, s in summary.items()],
     )
     return 0
+
+
+def _settings_file(target: Path) -> Path:
+    """Where a build keeps the settings it started with: OUT.build.json beside OUT."""
+    return target.with_name(target.name + ".build.json")
+
+
+def _resumed_build(args: argparse.Namespace) -> tuple:
+    """(space, archs, seeds, recipe, device, how the archs were chosen) of the build `--resume` names,
+    from its settings file; InputError when other settings are given with it (only --workers may be)."""
+    from synth.errors import InputError
+    from synth.rundir import read_checked_record
+    from synth.space import load_space
+    from synth.train import Recipe
+
+    given = [f"--{name.replace('_', '-')}" for name, default in BUILD_DEFAULTS.items() if getattr(args, name) != default]
+    if given:
+        raise InputError(f"--resume keeps the settings the build started with; drop {', '.join(given)}")
+    path = _settings_file(args.resume)
+    saved = read_checked_record(path, f"no build settings to resume from (was {args.resume} built by synth bench build "
+                                "--out? Builds of older versions resume by running the same command again)",
+                                ("space", "archs", "seeds", "recipe", "device", "sampling"))
+    space = load_space(saved["space"])
+    try:
+        recipe = Recipe(**saved["recipe"])
+        archs = [space.validate(arch) for arch in saved["archs"]]
+    except (TypeError, InputError) as exc:
+        raise InputError(f"{path}: not build settings this synth can use ({exc})") from None
+    return space, archs, saved["seeds"], recipe, saved["device"], saved["sampling"]
 
 
 def _recipe(args: argparse.Namespace):
