@@ -29,70 +29,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from synth.config import MODES, EvolveConfig
 from synth.execute import evaluate
 from synth.fitness import INVALID, jcm, resampled_jcm, resamples
 from synth.programs import ProgramSpace
 from synth.symbolic import DegenerateProgram, Formula, to_formula
 
 __all__ = ["EvolveConfig", "Evaluator", "Member", "EvolutionState", "evolve", "initial_population", "MODES"]
-
-MODES = ("steady", "generational")
-
-
-@dataclass(frozen=True)
-class EvolveConfig:
-    population: int = 20  # P
-    iterations: int = 200  # T
-    mutation_prob: float = 0.5  # probability of resampling each node
-    margin: float = 0.1  # m: a child is kept if JCM(child) >= JCM(parent) - m
-    sample_size: int = 10  # size of the subset a parent is chosen from
-    top_k: int = 3  # the parent is drawn among the subset's k best
-    max_retries: int = 10  # mutations tried per iteration before giving up
-    subtree_prob: float = 0.3  # chance a mutation first regrows a random subtree
-    metric: str = "kendall"  # kendall | spearman | pearson
-    join: str = "mean"  # JCM over tasks: mean | min
-    absolute: bool = False  # correlate by |value| (the group's later code) instead of signed
-    seed: int = 0
-    split_seed: int = 0
-    search_fraction: float = 0.6
-    time_limit: float = 10.0  # seconds one program may take over the search split; 0 for none
-    mode: str = "steady"  # steady (Auto-Prox's Algorithm 1) | generational
-    children: int = 20  # generational mode: children scored together per iteration
-    resamples: int = 0  # fitness from this many seeded subsets of the search rows; 0: the whole split at once
-    resample_fraction: float = 0.8  # each subset's share of the search rows
-    resample_quantile: float = 0.25  # fitness is this quantile of the subsets' JCMs
-    validation: float = 0.0  # share of the search split held out to pick the final formula; 0: pick by fitness
-    seed_programs: bool = False  # start the population with the grammar's named programs
-    restarts: int = 1  # independent evolutions in a row, sharing the fitness memo; the pick is over all
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def validate(self) -> "EvolveConfig":
-        checks = [
-            (self.population >= 2, "population must be at least 2"),
-            (self.iterations >= 0, "iterations must be >= 0"),
-            (0.0 <= self.mutation_prob <= 1.0, "mutation-prob must be in [0, 1]"),
-            (0.0 <= self.subtree_prob <= 1.0, "subtree-prob must be in [0, 1]"),
-            (self.margin >= 0, "margin must be >= 0"),
-            (1 <= self.top_k <= self.sample_size, "need 1 <= top-k <= sample-size"),
-            (self.max_retries >= 1, "max-retries must be >= 1"),
-            (self.metric in ("kendall", "spearman", "pearson"), "metric must be kendall, spearman or pearson"),
-            (self.join in ("mean", "min"), "join must be mean or min"),
-            (0.0 < self.search_fraction < 1.0, "search-fraction must be in (0, 1)"),
-            (self.time_limit >= 0 and math.isfinite(self.time_limit), "time-limit must be a finite number >= 0"),
-            (self.mode in MODES, f"mode must be one of {', '.join(MODES)}"),
-            (self.children >= 1, "children must be at least 1"),
-            (self.resamples >= 0, "resamples must be >= 0"),
-            (0.0 < self.resample_fraction <= 1.0, "resample-fraction must be in (0, 1]"),
-            (0.0 <= self.resample_quantile <= 1.0, "resample-quantile must be in [0, 1]"),
-            (0.0 <= self.validation < 1.0, "validation must be in [0, 1)"),
-            (self.restarts >= 1, "restarts must be at least 1"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
-        return self
 
 
 class Evaluator:

@@ -1,7 +1,7 @@
 """One `synth evolve` run end to end: benchmark, statistics, evolution, final scores, run directory.
 
-The run directory holds run.json (the record), proxy.py (the exported winner),
-hall_of_fame.csv, and checkpoint.json, from which an interrupted run resumes.
+The run directory holds run.json (the record, a `synth.records.RunRecord`), proxy.py (the exported
+winner), hall_of_fame.csv, and checkpoint.json, from which an interrupted run resumes.
 """
 
 from __future__ import annotations
@@ -22,29 +22,41 @@ from synth.export import proxy_source
 from synth.fitness import INVALID, correlations, resolution
 from synth.grammar import load_grammar
 from synth.programs import ProgramSpace
+from synth.records import HallOfFameEntry, RunRecord
 from synth.errors import RunDirError
-from synth.rundir import CHECKPOINT, RUN_RECORD, no_progress, read_checkpoint, versions, write_checkpoint, write_json, write_text
+from synth.rundir import (CHECKPOINT, RUN_RECORD, locked_run_dir, no_progress, read_checkpoint, refuse_existing_run, versions,
+                          write_checkpoint, write_json, write_text)
 from synth.baselines import size_baselines
 from synth.stats import Probe, default_probe, load_statistics
 
-__all__ = ["run_evolve", "hall_of_fame"]
+__all__ = ["run_evolve", "run_evolve_locked", "write_run_files", "hall_of_fame", "HALL_OF_FAME", "PROXY"]
+
+HALL_OF_FAME, PROXY = "hall_of_fame.csv", "proxy.py"
 
 
-def hall_of_fame(evaluator: Evaluator, size: int = 10) -> list[dict]:
+def hall_of_fame(evaluator: Evaluator, size: int = 10) -> list[HallOfFameEntry]:
     """The best distinct formulas seen, best first (ties: simpler first)."""
     ranked = sorted(
         ((fit, evaluator.complexity_of[key], key) for key, fit in evaluator.fitness_of.items() if fit > INVALID),
         key=lambda t: (-t[0], t[1], t[2]),
     )
-    return [{"fitness": fit, "complexity": cx, "formula": key} for fit, cx, key in ranked[:size]]
+    return [HallOfFameEntry(fitness=fit, complexity=cx, formula=key) for fit, cx, key in ranked[:size]]
 
 
-def _hof_csv(rows: list[dict]) -> str:
+def _hof_csv(rows: list[HallOfFameEntry]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["complexity", "fitness", "formula"])
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(row.to_dict() for row in rows)
     return buf.getvalue()
+
+
+def write_run_files(out_dir: Path, record: RunRecord, proxy_text: str) -> None:
+    """Write a run's results into `out_dir`: proxy.py, hall_of_fame.csv and, last, run.json (whose
+    presence marks a finished run). One writer for a run and for `synth.Evolution.save`."""
+    write_text(Path(out_dir) / PROXY, proxy_text)
+    write_text(Path(out_dir) / HALL_OF_FAME, _hof_csv(record.hall_of_fame))
+    write_json(Path(out_dir) / RUN_RECORD, record.to_dict())
 
 
 def _final_choice(state: EvolutionState, evaluator: Evaluator):
@@ -142,7 +154,7 @@ def run_evolve(
     log=lambda message: None,
     log_every: int = 0,
     extend: int | None = None,
-) -> dict:
+) -> RunRecord:
     """Run (or resume) an evolution and write its run directory; returns the run record.
 
     The probe is the benchmark's default (`default_probe`) with `probe_overrides` applied.
@@ -234,37 +246,47 @@ def run_evolve(
     formula = evaluator.formula(programs.parse(program))
     scores = evaluator.scores(formula)
     sizes = size_baselines(space, bench.archs)
-    record = {
-        "formula": formula.canonical,
-        "latex": formula.latex,
-        "canonical": formula.canonical,
-        "complexity": formula.complexity,
-        "program": program,
-        "fitness": evaluator.fitness_of[formula.canonical],
-        "validation": {"rows": validation_rows, "front": front} if validation_rows else None,
-        "test": correlations(scores, bench.targets, test_rows),
-        "search": correlations(scores, bench.targets, search_rows),
-        "baselines": {name: correlations(values, bench.targets, test_rows) for name, values in sizes.items()},
-        "split": {"search": search_rows, "test": test_rows},
-        "scores": [None if not np.isfinite(s) else float(s) for s in scores],
-        "resolution": {"proxy": resolution(scores), "params": resolution(sizes["params"])},
-        "hall_of_fame": hall_of_fame(evaluator),
-        "grammar": gram.path,
-        "bench": {"source": bench_source or "embedded:" + bench.name, "name": bench.name, "space": space.name,
-                  "tasks": bench.tasks, "architectures": len(bench)},
-        "config": config.to_dict(),
-        "probe": probe.to_dict(),
-        "device": device,
-        "seed": config.seed,
-        "versions": versions(),
-        "timing": {"statistics_seconds": stats_seconds, "evolution_seconds": evolve_seconds,
-                   "total_seconds": time.perf_counter() - started, "evaluations": state.evaluations,
-                   "distinct_programs": len(evaluator.fitness_of), "program_costs": evaluator.costs()},
-        "rejections": evaluator.rejections(),
-        "programs": evaluator.programs(),
-        "history": state.history,
-    }
-    write_text(out_dir / "proxy.py", proxy_source(formula, gram, probe, evaluator.fitness_of[formula.canonical], __version__))
-    write_text(out_dir / "hall_of_fame.csv", _hof_csv(record["hall_of_fame"]))
-    write_json(out_dir / RUN_RECORD, record)
+    record = RunRecord(
+        formula=formula.canonical,
+        latex=formula.latex,
+        canonical=formula.canonical,
+        complexity=formula.complexity,
+        program=program,
+        fitness=evaluator.fitness_of[formula.canonical],
+        validation={"rows": validation_rows, "front": front} if validation_rows else None,
+        test=correlations(scores, bench.targets, test_rows),
+        search=correlations(scores, bench.targets, search_rows),
+        baselines={name: correlations(values, bench.targets, test_rows) for name, values in sizes.items()},
+        split={"search": search_rows, "test": test_rows},
+        scores=[None if not np.isfinite(s) else float(s) for s in scores],
+        resolution={"proxy": resolution(scores), "params": resolution(sizes["params"])},
+        hall_of_fame=hall_of_fame(evaluator),
+        grammar=gram.path,
+        bench={"source": bench_source or "embedded:" + bench.name, "name": bench.name, "space": space.name,
+               "tasks": bench.tasks, "architectures": len(bench)},
+        config=config,
+        probe=probe.to_dict(),
+        device=device,
+        seed=config.seed,
+        versions=versions(),
+        timing={"statistics_seconds": stats_seconds, "evolution_seconds": evolve_seconds,
+                "total_seconds": time.perf_counter() - started, "evaluations": state.evaluations,
+                "distinct_programs": len(evaluator.fitness_of), "program_costs": evaluator.costs()},
+        rejections=evaluator.rejections(),
+        programs=evaluator.programs(),
+        history=state.history,
+    )
+    write_run_files(out_dir, record, proxy_source(formula, gram, probe, record.fitness, __version__))
     return record
+
+
+def run_evolve_locked(grammar: str | None, bench_source: str | None, out_dir: Path, config: EvolveConfig | None = None, *,
+                      resume: bool = False, force: bool = False, log=lambda message: None, **options) -> RunRecord:
+    """`run_evolve` holding `out_dir`'s lock, refusing a folder that already holds a run unless the
+    run is resumed or `force` replaces it: how `synth evolve` and `synth.Evolution.fit` start a run,
+    so that neither can overwrite a run or share a folder with another process."""
+    with locked_run_dir(out_dir):
+        if not resume:
+            refuse_existing_run(out_dir, force=force)
+        log(f"run directory: {out_dir}")
+        return run_evolve(grammar, bench_source, out_dir, config, resume=resume, log=log, **options)

@@ -23,14 +23,19 @@ import hashlib
 import json
 import math
 import random
+import sys
 import time
+import types
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Callable, ClassVar
 
-from synth.errors import InputError, RunDirError
+from synth.errors import ConfigError, InputError, RunDirError
+from synth.records import Record
 from synth.space import SearchSpace, arch_key
 
-__all__ = ["SearchConfig", "mutate", "crossover", "run_search", "search_probe", "parse_count", "SEARCH_FORMAT"]
+__all__ = ["SearchConfig", "SearchPick", "SearchResult", "mutate", "crossover", "run_search", "search", "search_probe",
+           "parse_count", "SEARCH_FORMAT"]
 
 SEARCH_FORMAT = "synth-search/1"
 RESULT, CHECKPOINT, EVALUATED = "search.json", "checkpoint.json", "evaluated.jsonl"
@@ -56,17 +61,20 @@ class SearchConfig:
     def validate(self) -> "SearchConfig":
         for name in ("population", "parents", "top_k", "max_draws"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1 (got {getattr(self, name)})")
+                raise ConfigError(f"{name} must be at least 1 (got {getattr(self, name)})")
         for name in ("iterations", "mutations", "crossovers"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative (got {getattr(self, name)})")
+                raise ConfigError(f"{name} must not be negative (got {getattr(self, name)})")
         if not 0.0 <= self.mutation_prob <= 1.0:
-            raise ValueError(f"mutation_prob must lie in [0, 1] (got {self.mutation_prob})")
+            raise ConfigError(f"mutation_prob must lie in [0, 1] (got {self.mutation_prob})")
         for name in ("max_params", "max_flops"):
             value = getattr(self, name)
             if value is not None and not value > 0:
-                raise ValueError(f"{name} must be positive (got {value})")
+                raise ConfigError(f"{name} must be positive (got {value})")
         return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, raw: dict) -> "SearchConfig":
@@ -87,6 +95,44 @@ def parse_count(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{text!r}: a budget must be a positive number")
     return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchPick(Record):
+    """One of a search's top architectures: its rank, the architecture and its key, its fixed-length
+    encoding in the space, the proxy's score (None where it failed), parameters and multiply-adds."""
+
+    rank: int
+    arch: dict
+    key: str
+    encoding: list
+    score: float | None
+    params: float
+    flops: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchResult(Record):
+    """What `run_search` returns and writes as search.json (`to_dict()`, key for key)."""
+
+    format: str
+    proxy: str
+    space: dict  # {"name", "source"}
+    config: SearchConfig
+    probe: dict  # synth.stats.Probe.to_dict()
+    top: list[SearchPick]
+    history: list  # one entry per iteration
+    evaluated: int  # distinct architectures scored
+    tied_at_top: int  # scored architectures sharing the top-1's score exactly
+    failed: int  # architectures the proxy could not score
+    errors: dict  # error message -> count
+    seconds: dict
+    versions: dict
+
+    _readers: ClassVar[dict[str, Callable]] = {
+        "config": lambda raw: SearchConfig.from_dict(raw),
+        "top": lambda rows: [SearchPick.from_dict(row) for row in rows],
+    }
 
 
 # ---------------------------------------------------------------- variation
@@ -359,7 +405,7 @@ def _read_search_checkpoint(out: Path) -> dict:
 
 
 def run_search(proxy: str, space: SearchSpace | None, config: SearchConfig | None, out: Path, probe_overrides: dict | None = None,
-               device: str = "cpu", workers: int = 1, resume: bool = False, progress=None, log=None) -> dict:
+               device: str = "cpu", workers: int = 1, resume: bool = False, progress=None, log=None) -> SearchResult:
     """Search `space` with `proxy` (a zoo name, an exported proxy.py or a run directory); write
     `out`/search.json and return it. With `resume`, continue the search in `out` from its checkpoint
     (its proxy, space, settings and probe are taken from there)."""
@@ -434,7 +480,7 @@ def run_search(proxy: str, space: SearchSpace | None, config: SearchConfig | Non
                           "scoring_total": sum(r["seconds"] for r in search.records.values())},
               "versions": versions()}
     write_json(out / RESULT, result)
-    return result
+    return SearchResult.from_dict(result)
 
 
 def _history_entry(search: _Search, state: dict, new: int) -> dict:
@@ -467,3 +513,77 @@ def _error_counts(records) -> dict:
         if record["error"]:
             counts[record["error"]] = counts.get(record["error"], 0) + 1
     return counts
+
+
+# ---------------------------------------------------------------- the Python API: synth.search(...)
+
+
+def search(proxy: str | None = None, space: str | SearchSpace | None = None, *, out: str | Path | None = None,
+           resume: bool = False, probe: dict | None = None, device: str = "cpu", workers: int = 1, progress=None, log=None,
+           **settings) -> SearchResult:
+    """Search `space` for the architectures `proxy` scores highest, as `synth search` does.
+
+    Args:
+        proxy: a zoo proxy name, an exported proxy.py or a `synth evolve` run directory.
+        space: a space name, YAML file or `SearchSpace`.
+        out: the search directory (default: a new folder under runs/); a folder that holds a search
+            is refused unless `resume`.
+        resume: continue the search in `out` from its checkpoint, with its own proxy, space and
+            settings (give none of them).
+        probe: Probe fields to override, e.g. {"batch_size": 32}.
+        device, workers: where networks run, and how many single-threaded processes score them.
+        progress, log: a progress-bar factory (synth.rundir.no_progress) and a line printer.
+        **settings: SearchConfig fields; budgets may be written as in the CLI ("6M").
+
+    Returns:
+        The SearchResult also written as `out`/search.json.
+
+    Raises:
+        ConfigError: an unknown or out-of-range setting, named.
+
+    Example:
+        >>> synth.search("params", "vit-digits", out="runs/s", population=8, iterations=2)  # doctest: +SKIP
+    """
+    from synth.config import config_from
+    from synth.rundir import locked_run_dir, new_run_dir, refuse_existing_run
+    from synth.space import load_space
+
+    config = None
+    if resume:
+        if settings or proxy or space:
+            raise ConfigError("a resumed search keeps its proxy, space and settings; give only `out` (and `resume`)")
+    elif proxy is None or space is None:
+        raise ConfigError("`proxy` and `space` are required (or `resume=True` with `out`)")
+    else:
+        config = config_from(SearchConfig, {k: _budget(k, v) for k, v in settings.items()}, "synth.search").validate()
+        space = load_space(space) if isinstance(space, (str, Path)) else space
+    if workers < 1:
+        raise ConfigError(f"`workers` must be at least 1 (got {workers!r})")
+    out = Path(out) if out is not None else new_run_dir()
+    with locked_run_dir(out):
+        if not resume:
+            refuse_existing_run(out, (CHECKPOINT, RESULT))
+        (log or (lambda message: None))(f"search directory: {out}")
+        return run_search(proxy, space, config, out, probe, device=device, workers=workers, resume=resume,
+                          progress=progress, log=log)
+
+
+def _budget(name: str, value):
+    """A budget setting written as people write counts ('6M') as its number; other settings as given."""
+    if name not in ("max_params", "max_flops") or not isinstance(value, str):
+        return value
+    try:
+        return parse_count(value)
+    except ValueError as exc:
+        raise ConfigError(f"`{name}`: {exc}") from None
+
+
+class _CallableModule(types.ModuleType):
+    """`synth.search` is this module and, called, its `search` function: a package attribute cannot be
+    both a submodule and a function of the same name, so the module itself is callable."""
+
+    def __call__(self, *args, **kwargs) -> SearchResult:
+        return search(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -19,7 +19,7 @@ EXAMPLES = """examples:
 
 
 def add_parser(subparsers) -> None:
-    from synth.evolve import EvolveConfig
+    from synth.config import EvolveConfig
 
     d = EvolveConfig()
     p = subparsers.add_parser(
@@ -77,9 +77,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace, out) -> int:
-    from synth.evolve import EvolveConfig
-    from synth.rundir import locked_run_dir, new_run_dir, refuse_existing_run
-    from synth.run import run_evolve
+    from synth.config import EvolveConfig
+    from synth.rundir import new_run_dir
+    from synth.run import run_evolve_locked
 
     if args.device == "cuda":
         import torch
@@ -112,15 +112,11 @@ def run(args: argparse.Namespace, out) -> int:
     run_dir = args.resume or args.out or new_run_dir()
     probe = {"dataset": args.probe_data, "batch_size": args.probe_batch, "max_rows": args.probe_rows, "dtype": args.stats_dtype}
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
-    with locked_run_dir(run_dir):
-        if args.resume is None:
-            refuse_existing_run(run_dir, force=args.force)
-        out.info(f"run directory: {run_dir}")
-        record = run_evolve(
-            args.grammar, args.bench, run_dir, config, tasks, probe_overrides=probe, device=args.device,
-            resume=args.resume is not None, extend=args.extend, progress=out.progress, log=out.info,
-            log_every=args.log_every if args.log_every is not None else (0 if out.err.is_terminal else 10),
-        )
+    record = run_evolve_locked(
+        args.grammar, args.bench, run_dir, config, tasks=tasks, probe_overrides=probe, device=args.device,
+        resume=args.resume is not None, force=args.force, extend=args.extend, progress=out.progress, log=out.info,
+        log_every=args.log_every if args.log_every is not None else (0 if out.err.is_terminal else 10),
+    )
     if out.json_mode:
         out.json({k: record[k] for k in ("formula", "latex", "fitness", "test", "baselines", "complexity")} | {"run_dir": str(run_dir)})
         return 0
@@ -130,7 +126,7 @@ def run(args: argparse.Namespace, out) -> int:
 
 def _settings_given(args: argparse.Namespace, config) -> list[str]:
     """The options set on the command line (other than their defaults) that a resumed run would ignore."""
-    from synth.evolve import EvolveConfig
+    from synth.config import EvolveConfig
 
     default = EvolveConfig().to_dict()
     given = [f"--{key.replace('_', '-')}" for key, value in config.to_dict().items() if value != default[key]]
@@ -140,31 +136,32 @@ def _settings_given(args: argparse.Namespace, config) -> list[str]:
     return given + [flag for flag, set_ in others.items() if set_]
 
 
-def render_summary(record: dict, run_dir, out) -> None:
-    """PySR-style hall of fame, then the winner against #params on the held-out split."""
+def render_summary(record, run_dir, out) -> None:
+    """PySR-style hall of fame, then the winner against #params on the held-out split, from a
+    `synth.records.RunRecord`."""
     out.table(
         "hall of fame (search split)",
-        ["complexity", f"JCM ({record['config']['metric']})", "formula"],
-        [[r["complexity"], r["fitness"], r["formula"]] for r in record["hall_of_fame"][:8]],
+        ["complexity", f"JCM ({record.config.metric})", "formula"],
+        [[r.complexity, r.fitness, r.formula] for r in record.hall_of_fame[:8]],
     )
-    test, params, flops = record["test"], record["baselines"]["params"], record["baselines"]["flops"]
+    test, params, flops = record.test, record.baselines["params"], record.baselines["flops"]
     out.table(
-        f"discovered proxy: {record['formula']}\n"
-        f"search JCM {record['fitness']:.4f}; held-out split: {len(record['split']['test'])} architectures",
+        f"discovered proxy: {record.formula}\n"
+        f"search JCM {record.fitness:.4f}; held-out split: {len(record.split['test'])} architectures",
         ["task", "Kendall proxy", "Kendall #params", "Kendall FLOPs", "Spearman proxy", "Spearman #params"],
         [[task, test["kendall"][task], params["kendall"][task], flops["kendall"][task], test["spearman"][task],
-          params["spearman"][task]] for task in record["bench"]["tasks"]],
+          params["spearman"][task]] for task in record.bench["tasks"]],
     )
-    proxy, params = record["resolution"]["proxy"], record["resolution"]["params"]
+    proxy, params = record.resolution["proxy"], record.resolution["params"]
     out.info(f"resolution: the proxy gives {proxy['distinct']} distinct scores to {proxy['architectures']} architectures "
              f"(largest tie {proxy['largest_tie']}); #params gives {params['distinct']} (largest tie {params['largest_tie']})")
-    costs, rejected = record["timing"]["program_costs"], record["rejections"]
+    costs, rejected = record.timing["program_costs"], record.rejections
     if costs.get("programs"):
         out.info(f"program cost over the search split: median {costs['median_seconds']:.3f} s, 99th percentile "
                  f"{costs['p99_seconds']:.3f} s, max {costs['max_seconds']:.3f} s (limit {costs['time_limit']:g} s)")
     if rejected:
         out.info("fitness -1: " + ", ".join(f"{count} {reason.replace('_', ' ')}" for reason, count in rejected.items()))
     out.info(
-        f"wrote {run_dir}/run.json and {run_dir}/proxy.py ({record['timing']['total_seconds']:.0f} s, "
-        f"{record['timing']['distinct_programs']} distinct programs)"
+        f"wrote {run_dir}/run.json and {run_dir}/proxy.py ({record.timing['total_seconds']:.0f} s, "
+        f"{record.timing['distinct_programs']} distinct programs)"
     )

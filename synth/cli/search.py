@@ -53,15 +53,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace, out) -> int:
-    from synth.rundir import locked_run_dir, new_run_dir, refuse_existing_run
-    from synth.search import CHECKPOINT, RESULT, SearchConfig, parse_count, run_search
-    from synth.space import load_space
+    from synth.rundir import new_run_dir
+    from synth.search import search
 
     if args.resume is None and (args.proxy is None or args.space is None):
         out.error("--proxy and --space are required (or --resume DIR)")
-        return 2
-    if args.workers < 1:
-        out.error("--workers must be at least 1")
         return 2
     if args.device == "cuda":
         import torch
@@ -69,54 +65,41 @@ def run(args: argparse.Namespace, out) -> int:
         if not torch.cuda.is_available():
             out.error("--device cuda: no CUDA device is available")
             return 2
-    space, config = None, None
-    if args.resume is None:
-        try:
-            config = SearchConfig(
-                population=args.population, iterations=args.iterations, parents=args.parents,
-                mutations=args.mutations, crossovers=args.crossovers, mutation_prob=args.mutation_prob,
-                top_k=args.top_k, seed=args.seed,
-                max_params=parse_count(args.max_params) if args.max_params else None,
-                max_flops=parse_count(args.max_flops) if args.max_flops else None,
-            ).validate()
-        except ValueError as exc:
-            out.error(str(exc))
-            return 2
-        space = load_space(args.space)
+    settings = {} if args.resume else dict(
+        population=args.population, iterations=args.iterations, parents=args.parents, mutations=args.mutations,
+        crossovers=args.crossovers, mutation_prob=args.mutation_prob, top_k=args.top_k, seed=args.seed,
+        max_params=args.max_params, max_flops=args.max_flops)
     search_dir = args.resume or args.out or new_run_dir()
-    with locked_run_dir(search_dir):
-        if args.resume is None:
-            refuse_existing_run(search_dir, (CHECKPOINT, RESULT))
-        out.info(f"search directory: {search_dir}")
-        result = run_search(args.proxy, space, config, search_dir, probe_overrides(args), device=args.device,
-                            workers=args.workers, resume=args.resume is not None, progress=out.progress, log=out.info)
+    result = search(args.proxy, args.space, out=search_dir, resume=args.resume is not None, probe=probe_overrides(args),
+                    device=args.device, workers=args.workers, progress=out.progress, log=out.info, **settings)
     if out.json_mode:
         out.json({k: result[k] for k in ("proxy", "space", "config", "top", "evaluated", "tied_at_top", "failed", "seconds")}
                  | {"out": str(search_dir)})
         return 0
     render_top(result, out)
-    out.info(f"wrote {search_dir}/search.json ({result['evaluated']} architectures scored, "
-             f"{result['failed']} failed; {result['seconds']['this_session']:.0f} s)")
+    out.info(f"wrote {search_dir}/search.json ({result.evaluated} architectures scored, "
+             f"{result.failed} failed; {result.seconds['this_session']:.0f} s)")
     return 0
 
 
-def _budget(config: dict) -> str:
-    parts = [f"params <= {config['max_params']:.4g}" if config["max_params"] else "",
-             f"FLOPs <= {config['max_flops']:.4g}" if config["max_flops"] else ""]
+def _budget(config) -> str:
+    parts = [f"params <= {config.max_params:.4g}" if config.max_params else "",
+             f"FLOPs <= {config.max_flops:.4g}" if config.max_flops else ""]
     return ", ".join(p for p in parts if p) or "no budget"
 
 
-def render_top(result: dict, out) -> None:
-    config = result["config"]
-    rows = [[t["rank"], t["score"], t["params"] / 1e6, t["flops"] / 1e9, _compact(t["arch"])] for t in result["top"]]
-    out.table(f"top {len(rows)} of {result['space']['name']} by {result['proxy']} ({_budget(config)}; "
-              f"seed {config['seed']}, {result['evaluated']} architectures scored)",
+def render_top(result, out) -> None:
+    """The top architectures of a `synth.search.SearchResult`, and notes on ties and failures."""
+    config = result.config
+    rows = [[t.rank, t.score, t.params / 1e6, t.flops / 1e9, _compact(t.arch)] for t in result.top]
+    out.table(f"top {len(rows)} of {result.space['name']} by {result.proxy} ({_budget(config)}; "
+              f"seed {config.seed}, {result.evaluated} architectures scored)",
               ["rank", "score", "params (M)", "GMACs", "architecture"], rows)
-    tied = result["tied_at_top"]
+    tied = result.tied_at_top
     if tied > 1:
         out.info(f"note: {tied} scored architectures share the top score exactly; the proxy cannot tell them apart, "
                  "so the pick among them is the tie rule's (smaller network first, then a seeded hash)")
-    for message, count in result["errors"].items():
+    for message, count in result.errors.items():
         out.info(f"note: {count} architectures scored NaN: {message}")
 
 
