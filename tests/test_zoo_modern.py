@@ -369,7 +369,7 @@ def test_zen_by_numpy_with_batch_norm_and_without():
     g = torch.Generator().manual_seed(0)  # the documented draws: x then e, seeded with `seed`
     x = torch.randn((n, 4), generator=g).double().numpy()
     e = torch.randn((n, 4), generator=g).double().numpy()
-    from synth.zoo.expressivity import zen
+    from synth.zoo.feature_maps import zen
 
     # no BN: f(x) = W x, so f(x) - f(x + alpha e) = -alpha W e
     plain = nn.Sequential(linear(w))

@@ -25,7 +25,7 @@ __all__ = ["ProxySpec", "register_proxy", "get_proxy", "proxy_names", "score", "
 
 FAMILIES = ("cnn", "vit")
 # modules holding proxy definitions; importing one registers its proxies
-_MODULES = ("size", "saliency", "jacobian", "gradient_stats", "expressivity")
+_MODULES = ("size", "saliency", "jacobian", "gradient_stats", "expressivity", "feature_maps")
 
 
 @dataclass(frozen=True)

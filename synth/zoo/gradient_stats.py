@@ -19,9 +19,9 @@ import torch
 from synth.runtime import linear_layers_by_kind
 from synth.zoo import register_proxy
 
-__all__ = ["zico", "dss", "probe_mode", "weight_layers", "chunk_bounds", "chunk_gradient_moments"]
+__all__ = ["zico", "dss", "probe_mode", "weight_layers", "chunk_bounds", "chunk_gradient_moments", "WEIGHT_LAYERS"]
 
-_WEIGHT_LAYERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+WEIGHT_LAYERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
 
 
 @contextlib.contextmanager
@@ -43,7 +43,7 @@ def probe_mode(model, train: bool = True):
 
 def weight_layers(model) -> list:
     """Linear and convolution layers whose weight takes gradients, in module order (ZiCo's layers)."""
-    return [m for m in model.modules() if isinstance(m, _WEIGHT_LAYERS) and m.weight.requires_grad]
+    return [m for m in model.modules() if isinstance(m, WEIGHT_LAYERS) and m.weight.requires_grad]
 
 
 def chunk_bounds(n: int, chunks: int) -> list[tuple[int, int]]:
