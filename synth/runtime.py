@@ -26,8 +26,9 @@ SAMPLE_GRAD_CHUNK = 1 << 24  # per-sample gradient elements formed at once (64 M
 
 
 class Site:
-    """One module a statistic is measured at: the module, the 1-based index of its block
-    (attention or MLP module) in forward order, and its attention module's head count (MSA only)."""
+    """One module a statistic is measured at: the module, its depth (for msa, mlp, act and attn the
+    1-based index of its attention or MLP block in forward order; for conv, bn, relu and fc its
+    1-based index among the model's layers of its kind), and its attention module's head count (MSA only)."""
 
     __slots__ = ("module", "depth", "heads")
 
