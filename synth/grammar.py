@@ -16,10 +16,12 @@ from pathlib import Path
 
 import yaml
 
-from synth.errors import GrammarError
+from synth.errors import GrammarError, RunDirError
 from synth.ops import OPS
+from synth.programs import ProgramSpace
 from synth.resources import read_yaml
 from synth.runtime import STATISTICS
+from synth.symbolic import DegenerateProgram, to_formula
 
 __all__ = ["Grammar", "TypeDef", "Terminal", "Primitive", "Limits", "load_grammar"]
 
@@ -503,11 +505,6 @@ def _parse_programs(ctx, raw, line, grammar) -> dict[str, str]:
     than the programs evolution grows)."""
     if not isinstance(raw, dict):
         raise ctx.error(line, "programs", "must be a mapping of program name -> program text")
-    # imported here: synth.programs imports this module
-    from synth.errors import RunDirError
-    from synth.programs import ProgramSpace
-    from synth.symbolic import DegenerateProgram, to_formula
-
     space = ProgramSpace(grammar)
     programs = {}
     for name, text in raw.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache, partial
 
 from synth.errors import SpaceError
-from synth.space import register_builder
+from synth.builders import register_builder
 
 __all__ = [
     "build_vit", "build_pit", "build_nasbench201", "QKV_MODES",

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import random
 import re
+from typing import TYPE_CHECKING
 
 from deap import gp
 
 from synth.errors import RunDirError
-from synth.grammar import Grammar
+
+if TYPE_CHECKING:  # a type only: synth.grammar imports this module to check a grammar's named programs
+    from synth.grammar import Grammar
 
 __all__ = ["ProgramSpace"]
 

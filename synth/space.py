@@ -14,31 +14,19 @@ import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
+from synth.builders import register_builder, registered_builders
 from synth.errors import SpaceError
 from synth.resources import read_yaml
 
 __all__ = ["SearchSpace", "load_space", "register_builder", "arch_key", "count_params"]
-
-_BUILDERS: dict[str, Callable[..., Any]] = {}
-
-
-def register_builder(name: str):
-    """Decorator registering a model builder `fn(arch: dict, **fixed) -> nn.Module`."""
-
-    def wrap(fn):
-        _BUILDERS[name] = fn
-        return fn
-
-    return wrap
 
 
 def _builders() -> dict:
     """The builder registry, with synth's own builders (synth.models) registered."""
     import synth.models  # noqa: F401  (registering is importing)
 
-    return _BUILDERS
+    return registered_builders()
 
 
 def arch_key(arch: dict) -> str:
