@@ -53,6 +53,18 @@ class Benchmark:
     def __len__(self) -> int:
         return len(self.archs)
 
+    def to_dict(self) -> dict:
+        """The benchmark as JSON-ready data (arrays as lists; synth.rundir.json_text writes NaN as
+        null); `from_dict` reads it back."""
+        return {"name": self.name, "space": self.space, "archs": self.archs,
+                "targets": {task: values.tolist() for task, values in self.targets.items()}, "meta": _arrays_as_lists(self.meta)}
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "Benchmark":
+        targets = {task: np.array([math.nan if v is None else v for v in values], dtype=float)
+                   for task, values in raw["targets"].items()}
+        return cls(raw["name"], raw["space"], raw["archs"], targets, raw.get("meta") or {})
+
     def subset(self, rows: list[int]) -> "Benchmark":
         """The benchmark restricted to `rows`: architectures, targets and per-architecture reference scores."""
         pick = np.asarray(rows, dtype=int)
@@ -61,6 +73,13 @@ class Benchmark:
         meta = {**self.meta, "reference_scores": references, **({"arch_ids": [ids[i] for i in rows]} if ids else {})}
         return dataclasses.replace(self, archs=[self.archs[i] for i in rows],
                                    targets={t: v[pick] for t, v in self.targets.items()}, meta=meta)
+
+
+def _arrays_as_lists(value):
+    """`value` with every numpy array in it (meta's reference scores) as a list."""
+    if isinstance(value, dict):
+        return {key: _arrays_as_lists(item) for key, item in value.items()}
+    return value.tolist() if isinstance(value, np.ndarray) else value
 
 
 def split_indices(n: int, seed: int, search_fraction: float = 0.6) -> tuple[list[int], list[int]]:

@@ -90,6 +90,21 @@ class Grammar:
         """The statistics the terminals name, sorted: what the cache must hold."""
         return tuple(sorted({t.stat for t in self.terminals.values()}))
 
+    def to_dict(self) -> dict:
+        """The checked grammar as JSON-ready data; `from_dict` reads it back (unchecked: it was)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "Grammar":
+        limits = raw["limits"]
+        return cls(**{
+            **raw,
+            "types": {name: TypeDef(**t) for name, t in raw["types"].items()},
+            "terminals": {name: Terminal(**t) for name, t in raw["terminals"].items()},
+            "primitives": {name: Primitive(**{**p, "args": tuple(p["args"])}) for name, p in raw["primitives"].items()},
+            "limits": Limits(**{**limits, "init_depth": tuple(limits["init_depth"])}),
+        })
+
 
 # ---------------------------------------------------------------- YAML with line numbers
 

@@ -12,7 +12,7 @@ import itertools
 import json
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from synth.builders import register_builder, registered_builders
@@ -48,6 +48,13 @@ class SearchSpace:
     description: str = ""
     source: str = ""  # file the space came from
     family: str = ""  # network family ('vit', 'cnn'): which zoo proxies apply; '' for unknown (all)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "SearchSpace":
+        return cls(**raw)
 
     def sample(self, rng: random.Random) -> dict:
         """One architecture drawn uniformly, choice by choice."""

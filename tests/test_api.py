@@ -8,15 +8,15 @@ import json
 import re
 import time
 
+import numpy as np
 import pytest
-import torch
 
 import synth
 from synth.cli import main
 from synth.config import EvolveConfig
 from synth.rundir import json_text
 from synth.run import run_evolve
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SHARED_BENCHMARKS
 
 SMALL = dict(population=6, iterations=4, sample_size=4, top_k=2, seed=2)
 
@@ -132,6 +132,32 @@ def test_search_returns_the_typed_search_json(tmp_path):
 def test_search_settings_errors_name_the_setting(settings, named, tmp_path):
     with pytest.raises(synth.ConfigError, match=named):
         synth.search("params", "vit-digits", out=tmp_path / "s", **settings)
+
+
+def _through_json(record):
+    return type(record).from_dict(json.loads(json_text(record.to_dict())))
+
+
+def test_loaders_return_records_that_survive_json(small_bench):
+    grammar, space = synth.load_grammar("vit"), synth.load_space("vit-digits")
+    assert _through_json(grammar) == grammar and _through_json(space) == space
+    bench = synth.load_benchmark(str(small_bench))
+    rows = json.loads(small_bench.read_text())["rows"]
+    assert bench.to_dict()["targets"]["digits"] == [row["acc"]["digits"] for row in rows]
+    back = _through_json(bench)
+    assert (back.name, back.space, back.archs, back.tasks) == (bench.name, bench.space, [r["arch"] for r in rows], ["digits"])
+    np.testing.assert_array_equal(back.targets["digits"], bench.targets["digits"])
+
+
+@pytest.mark.skipif(not (SHARED_BENCHMARKS / "nasbench201-zc").is_dir(), reason="needs the shared NAS-Bench-Suite-Zero file")
+def test_a_benchmark_with_reference_scores_and_missing_values_survives_json(monkeypatch):
+    monkeypatch.setenv("SYNTH_DATA", str(SHARED_BENCHMARKS))
+    bench = synth.load_benchmark("nasbench201-zc:cifar10")
+    back = _through_json(bench)
+    assert back.meta["arch_ids"] == bench.meta["arch_ids"]
+    for name, scores in bench.meta["reference_scores"].items():  # NaN and infinities come back as NaN
+        expected = np.where(np.isfinite(scores), scores, np.nan)
+        np.testing.assert_array_equal(np.array(back.meta["reference_scores"][name], dtype=float), expected)
 
 
 def test_synth_search_is_the_module_and_the_function():
