@@ -26,7 +26,7 @@ from synth.fitness import METRICS, correlation
 from synth.rundir import CHECKSUM, checksum_problem, warn_damaged, with_checksum, write_json
 from synth.space import SearchSpace, arch_key
 from synth.stats import Probe, cache_root
-from synth.zoo import ProxySpec, get_proxy, proxy_names
+from synth.zoo import FAMILIES, ProxySpec, get_proxy, proxy_names
 
 __all__ = ["ZooEntry", "resolve_proxies", "load_exported_proxy", "score_architectures", "score_network", "zoo_report"]
 
@@ -50,7 +50,9 @@ def load_exported_proxy(path: Path) -> ProxySpec:
     """An exported `proxy.py` (or the one in a run directory) as a zoo proxy.
 
     The file is the user's own, produced by `synth evolve`; it is imported like
-    any Python module, as the user would import it.
+    any Python module, as the user would import it. It applies to every family: its statistics
+    are found by structure, so a network without the layers its formula reads fails (and scores
+    NaN, counted) rather than being refused by name.
     """
     path = Path(path)
     if path.is_dir():
@@ -64,7 +66,7 @@ def load_exported_proxy(path: Path) -> ProxySpec:
         raise InputError(f"{path}: defines no score(model, inputs, targets) function")
     formula = getattr(module, "FORMULA", path.stem)
     return ProxySpec(name=str(path), fn=lambda model, inputs, targets, loss_fn: module.score(model, inputs, targets),
-                     paper=f"synth evolved proxy: {formula}", families=("vit",))
+                     paper=f"synth evolved proxy: {formula}", families=FAMILIES)
 
 
 def resolve_proxies(requested: list[str] | None, space: SearchSpace) -> list[ZooEntry]:
