@@ -1,0 +1,128 @@
+"""Held-out correlations of proxies evolved on NAS-Bench-201, on cells no run has seen.
+
+Each RUN_DIR is a `synth evolve` run on a `nasbench201:<dataset>@N` sample. Every cell of every
+run's benchmark (its search and its test split) is left out; from the rest of the 15,625 cells a
+seeded sample of `--cells` is drawn, and each run's exported proxy and each zoo proxy of `--zoo` are
+scored on it under the runs' own probe (the runs must share one), through the zoo's per-architecture
+cache, so an interrupted call resumes. It prints Kendall tau-b and Spearman with the 200-epoch test
+accuracy on cifar10, cifar100 and ImageNet16-120: per run, the evolved proxies' mean and spread over
+the runs, then the zoo proxies on the same cells. Nothing here feeds back into a run.
+
+    python benchmarks/nb201_heldout.py runs/nb-s0 runs/nb-s1 runs/nb-s2 --cells 3000 --json heldout.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from synth.bench import benchmark_space, load_benchmark
+from synth.fitness import correlation
+from synth.rundir import json_text, write_text
+from synth.stats import Probe
+from synth.zoo.scoring import resolve_proxies, score_architectures
+
+DATASETS = ["cifar10", "cifar100", "ImageNet16-120"]
+METRICS = ("kendall", "spearman")
+
+
+def run_records(run_dirs: list[Path]) -> list[dict]:
+    records = []
+    for run_dir in run_dirs:
+        record = json.loads((run_dir / "run.json").read_text())
+        if not str(record["bench"]["source"]).startswith("nasbench201:"):
+            raise SystemExit(f"{run_dir}: evolved on {record['bench']['source']}, not a nasbench201:<dataset>@N sample")
+        records.append(record)
+    return records
+
+
+def shared_probe(records: list[dict], run_dirs: list[Path]) -> Probe:
+    probes = {json.dumps(r["probe"], sort_keys=True) for r in records}
+    if len(probes) != 1:
+        raise SystemExit(f"the runs used {len(probes)} different probes; compare runs made with one probe: "
+                         + ", ".join(str(d) for d in run_dirs))
+    return Probe(**records[0]["probe"])
+
+
+def held_out_cells(records: list[dict], n: int, seed: int):
+    """The full table (all three datasets as tasks) restricted to a seeded sample of `n` cells that
+    are in no run's benchmark."""
+    table = load_benchmark("nasbench201:cifar10", DATASETS)
+    seen = set()
+    for record in records:
+        seen |= set(load_benchmark(record["bench"]["source"]).meta["arch_ids"])
+    unseen = [i for i, cell in enumerate(table.meta["arch_ids"]) if cell not in seen]
+    rows = sorted(np.random.default_rng(seed).choice(unseen, min(n, len(unseen)), replace=False).tolist())
+    return table.subset(rows), len(seen)
+
+
+def correlations(scores: np.ndarray, targets: dict[str, np.ndarray]) -> dict:
+    """{metric: {dataset: value}} over the cells with a finite score, and how many failed."""
+    keep = np.isfinite(scores)
+    out = {m: {d: correlation(scores[keep], targets[d][keep], m) for d in DATASETS} for m in METRICS}
+    return {**out, "failed": int((~keep).sum())}
+
+
+def row(name: str, result: dict) -> str:
+    cells = [f"{result[m][d]:.3f}" for d in DATASETS for m in METRICS]
+    return f"{name:34.34s} " + "  ".join(cells) + (f"  ({result['failed']} failed)" if result["failed"] else "")
+
+
+def spread_row(name: str, results: list[dict]) -> str:
+    cells = []
+    for d in DATASETS:
+        for m in METRICS:
+            values = [r[m][d] for r in results]
+            cells.append(f"{statistics.mean(values):.3f}±{statistics.pstdev(values):.3f}")
+    return f"{name:34.34s} " + "  ".join(cells)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="synth evolve run directories on nasbench201 samples")
+    parser.add_argument("--cells", type=int, default=3000, help="held-out cells to score (default: 3000)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the held-out sample (default: 1)")
+    parser.add_argument("--zoo", default="params,nwot,synflow,snip,zico", help="zoo proxies scored beside them")
+    parser.add_argument("--json", type=Path, default=None, help="write every figure as JSON")
+    args = parser.parse_args()
+
+    records = run_records(args.runs)
+    probe = shared_probe(records, args.runs)
+    bench, excluded = held_out_cells(records, args.cells, args.seed)
+    space = benchmark_space(bench)
+    names = [str(d) for d in args.runs] + [z for z in args.zoo.split(",") if z]
+    entries = resolve_proxies(names, space)
+    print(f"{len(bench)} held-out cells (seed {args.seed}; {excluded} cells of the runs' benchmarks left out), "
+          f"probe {probe.dataset} x {probe.batch_size}", flush=True)
+    start, last = time.perf_counter(), [0.0]
+
+    def progress(done, total):
+        if time.perf_counter() - last[0] > 60 or done == total:
+            last[0] = time.perf_counter()
+            print(f"  scored {done}/{total} cells, {last[0] - start:.0f} s", flush=True)
+
+    scored = score_architectures(entries, space, bench.archs, probe, progress=progress)
+    results = {entry.name: correlations(scored[entry.name]["scores"], bench.targets) for entry in entries}
+    header = f"{'proxy':34s} " + "  ".join(f"{d[:8]} {m[:3]}" for d in DATASETS for m in METRICS)
+    print(header)
+    for record, run_dir in zip(records, args.runs):
+        print(row(f"{run_dir.name}: {record['formula']}", results[str(run_dir)]))
+    if len(args.runs) > 1:
+        print(spread_row(f"evolved, mean±sd over {len(args.runs)} runs", [results[str(d)] for d in args.runs]))
+    for name in names[len(args.runs):]:
+        print(row(name, results[name]))
+    if args.json:
+        write_text(args.json, json_text({"cells": len(bench), "seed": args.seed, "excluded": excluded,
+                                         "probe": probe.to_dict(), "results": results,
+                                         "formulas": {str(d): r["formula"] for d, r in zip(args.runs, records)},
+                                         "seconds_per_cell": {e.name: float(np.median(scored[e.name]["seconds"]))
+                                                              for e in entries}}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
