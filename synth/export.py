@@ -1,7 +1,7 @@
 """Export a formula as one stand-alone `proxy.py` that needs torch only.
 
-The file holds the source of `synth.runtime` (statistics collection and the
-op implementations) verbatim, a `formula(S)` function printed from the sympy
+The file holds the source of the `synth.runtime` modules (statistics collection and the op
+implementations) verbatim, in dependency order, a `formula(S)` function printed from the sympy
 expression by `synth.execute.to_source`, and `score(model, inputs, targets)`.
 
 Text from a grammar file (its name, the terminals' LaTeX) reaches the file only
@@ -11,20 +11,47 @@ other value is written with `repr`, so no grammar can make the file run code.
 
 from __future__ import annotations
 
+import ast
+import importlib
 import inspect
+
 from synth import runtime
 from synth.execute import to_source
 
-__all__ = ["proxy_source", "docstring_literal"]
+__all__ = ["proxy_source", "runtime_source", "docstring_literal"]
 
 
-def _runtime_body() -> str:
-    """synth.runtime's source without its module docstring."""
-    source = inspect.getsource(runtime)
-    doc = runtime.__doc__ or ""
-    start = source.index('"""' + doc[:20]) if doc else 0
-    end = source.index('"""', start + 3) + 3 if doc else 0
-    return source[end:].lstrip("\n")
+def _module_parts(name: str, earlier: tuple[str, ...]) -> tuple[list[str], str]:
+    """(import lines, body) of one runtime module: its source less its docstring and imports. Its
+    imports from runtime modules are dropped (their code comes earlier in the file); any other
+    import of synth is refused, so the exported file can never need synth."""
+    source = inspect.getsource(importlib.import_module(name))
+    lines, dropped, imports = source.split("\n"), set(), []
+    for i, node in enumerate(ast.parse(source).body):
+        is_doc = i == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+        if not (is_doc or isinstance(node, (ast.Import, ast.ImportFrom))):
+            continue
+        dropped.update(range(node.lineno - 1, node.end_lineno))
+        if is_doc:
+            continue
+        target = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
+        if target.split(".")[0] == "synth" and target not in earlier:
+            raise RuntimeError(f"{name} imports {target}, which an exported proxy.py does not hold before it")
+        if target.split(".")[0] != "synth":
+            imports.append(ast.get_source_segment(source, node))
+    body = "\n".join(line for i, line in enumerate(lines) if i not in dropped)
+    return imports, body.strip("\n")
+
+
+def runtime_source() -> str:
+    """The torch-only runtime as one module's source: the imports of `runtime.MODULES`, each once,
+    then their bodies in order (each module follows those it imports from)."""
+    imports, bodies = [], []
+    for i, name in enumerate(runtime.MODULES):
+        more, body = _module_parts(name, runtime.MODULES[:i])
+        imports += [line for line in more if line not in imports]
+        bodies.append(f"# ---------------------------------------------------------------- {name}\n\n\n{body}")
+    return "\n".join(imports) + "\n\n\n" + "\n\n\n".join(bodies)
 
 
 def docstring_literal(text: str) -> str:
@@ -68,7 +95,7 @@ def proxy_source(formula, grammar, probe, fitness: float | None = None, synth_ve
     lines = [
         docstring_literal("\n".join(doc)),
         "",
-        _runtime_body().rstrip(),
+        runtime_source(),
         "",
         "",
         f"TERMINALS = {terminals!r}",
