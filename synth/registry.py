@@ -30,11 +30,14 @@ class Registry(Generic[T]):
 
     `error` is the exception `get` raises for an unknown name (an InputError subclass, so the CLI
     answers exit 2); `modules` are imported on the first lookup to register synth's own items.
+    `items` is the dict the items live in, for a table that other code reads as a plain dict (the
+    torch-only runtime reads its statistics table, which an exported proxy.py holds without synth).
     """
 
-    def __init__(self, kind: str, error: type[Exception] = InputError, modules: tuple[str, ...] = ()):
+    def __init__(self, kind: str, error: type[Exception] = InputError, modules: tuple[str, ...] = (),
+                 items: dict[str, T] | None = None):
         self.kind, self.error, self.modules = kind, error, modules
-        self._items: dict[str, T] = {}
+        self._items: dict[str, T] = {} if items is None else items
         self._loaded = not modules
 
     def register(self, name: str, item: T | None = None) -> T | Callable[[T], T]:

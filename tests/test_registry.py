@@ -52,3 +52,12 @@ def test_modules_are_imported_on_the_first_lookup_only(tmp_path, monkeypatch):
 
     assert "registers_on_import" not in sys.modules
     assert THINGS.get("late") == 42 and "registers_on_import" in sys.modules
+
+
+def test_a_registry_can_keep_its_items_in_a_table_others_read():
+    table = {"add": len}
+    ops = Registry("op", items=table)
+    ops.register("mul", max)
+    assert table == {"add": len, "mul": max} and ops.names() == ["add", "mul"]
+    with pytest.raises(DuplicateName):
+        ops.register("add", min)
