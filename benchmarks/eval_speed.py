@@ -37,13 +37,14 @@ import torch
 import torch.nn.functional as F
 
 from synth import runtime
-from synth.evolve import Evaluator
+from synth.evaluator import Evaluator
 from synth.execute import evaluate, runtime_name
 from synth.grammar import load_grammar
 from synth.programs import ProgramSpace
 from synth.runtime import Layers, Layout
 from synth.space import load_space
-from synth.stats import Probe, statistics_for
+from synth.probe import Probe
+from synth.stats import statistics_for
 from synth.symbolic import to_formula
 
 PROGRAMS = {

@@ -24,7 +24,7 @@ import numpy as np
 from synth.bench import benchmark_space, load_benchmark
 from synth.fitness import correlation
 from synth.rundir import json_text, write_text
-from synth.stats import Probe
+from synth.probe import Probe
 from synth.zoo.scoring import resolve_proxies, score_architectures
 
 DATASETS = ["cifar10", "cifar100", "ImageNet16-120"]
@@ -55,8 +55,8 @@ def held_out_cells(records: list[dict], n: int, seed: int):
     table = load_benchmark("nasbench201:cifar10", DATASETS)
     seen = set()
     for record in records:
-        seen |= set(load_benchmark(record["bench"]["source"]).meta["arch_ids"])
-    unseen = [i for i, cell in enumerate(table.meta["arch_ids"]) if cell not in seen]
+        seen |= set(load_benchmark(record["bench"]["source"]).meta.arch_ids)
+    unseen = [i for i, cell in enumerate(table.meta.arch_ids) if cell not in seen]
     rows = sorted(np.random.default_rng(seed).choice(unseen, min(n, len(unseen)), replace=False).tolist())
     return table.subset(rows), len(seen)
 

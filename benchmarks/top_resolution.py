@@ -95,9 +95,9 @@ def main() -> None:
         print(f"wrote {len(group)} of {len(bench)} architectures to {args.out}")
         return
     task = bench.tasks[0]
-    seeds = [int(s) for s in bench.meta["seeds"]]
+    seeds = [int(s) for s in bench.meta.seeds]
     old: dict = {}
-    seeds_by_arch(bench.meta["rows"], seeds, task, old)
+    seeds_by_arch(bench.meta.rows, seeds, task, old)
     for path in args.also:
         raw = json.loads(path.read_text())
         seeds_by_arch(raw["rows"], [int(s) for s in raw["seeds"]], task, old)

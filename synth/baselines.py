@@ -32,7 +32,7 @@ def size_baselines(space, archs) -> dict[str, np.ndarray]:
     """{'params': count per architecture, 'flops': multiply-adds of one forward pass of one image}."""
     from synth.rundir import write_json
     from synth.space import arch_key
-    from synth.stats import cache_root
+    from synth.cache import cache_root
 
     path = cache_root() / "sizes" / f"{space.name}.json"
     try:

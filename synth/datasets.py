@@ -10,11 +10,10 @@ file; every source is split into train and test parts the same seeded way.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from synth.cache import digest
 from synth.errors import InputError
 
 __all__ = [
@@ -144,7 +143,7 @@ def data_digest(path) -> str:
     path = Path(path)
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     listing = [[str(p.relative_to(path) if path.is_dir() else p.name), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
-    return hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:16]
+    return digest(listing)
 
 
 def probe_batch(name: str = "digits", batch_size: int = 64, seed: int = 0):

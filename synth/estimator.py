@@ -59,7 +59,7 @@ class Proxy:
         """The stand-alone proxy.py of this formula (needs torch only), as `synth evolve` exports it."""
         from synth import __version__
         from synth.export import proxy_source
-        from synth.stats import Probe
+        from synth.probe import Probe
 
         return proxy_source(self._formula, _grammar(self.grammar), Probe(**self.probe), self.fitness, __version__)
 
@@ -128,7 +128,7 @@ class Evolution:
         `progress` and `log` are the engine's reporters (synth.rundir.no_progress, a line printer)."""
         from synth.rundir import new_run_dir, no_progress
         from synth.run import run_evolve_locked
-        from synth.stats import Probe
+        from synth.probe import Probe
 
         config = EvolveConfig.from_dict(self.config, "synth.Evolution").validate()
         config_from(Probe, self.probe, "synth.Evolution probe")  # names a field Probe does not have

@@ -82,7 +82,7 @@ class RunRecord(Record):
     grammar: str  # path of the grammar file
     bench: dict
     config: EvolveConfig
-    probe: dict  # synth.stats.Probe.to_dict()
+    probe: dict  # synth.probe.Probe.to_dict()
     device: str
     seed: int
     versions: dict

@@ -6,11 +6,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
 
-__all__ = ["resource_dir", "resolve_named_file", "read_yaml", "read_text"]
+__all__ = ["resource_dir", "resolve_named_file", "read_yaml", "read_text", "read_json"]
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -66,3 +67,16 @@ def read_text(path: Path, error) -> str:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise error(f"{path}:{line}: not UTF-8 text (byte {data[exc.start]:#04x}); save the file as UTF-8") from None
+
+
+def read_json(path: Path, error, problem: str = "not valid JSON", advice: str = "is the file truncated?"):
+    """The JSON in a user's or a run's file; `error` naming the file and the line where it stops
+    parsing (`problem` and `advice` say what that likely means for this kind of file), or that it is
+    nested too deeply. Every JSON file synth reads goes through here, so all say the same."""
+    text = read_text(Path(path), error)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}:{exc.lineno}: {problem} ({exc.msg}); {advice}") from None
+    except RecursionError:
+        raise error(f"{path}: JSON nested too deeply") from None

@@ -17,7 +17,8 @@ import numpy as np
 
 from synth import __version__
 from synth.bench import benchmark_space, inner_split, load_benchmark, require_rankable, split_indices
-from synth.evolve import EvolutionState, Evaluator, EvolveConfig, evolve
+from synth.evaluator import Evaluator
+from synth.evolve import EvolutionState, EvolveConfig, evolve
 from synth.export import proxy_source
 from synth.fitness import INVALID, correlations, resolution
 from synth.grammar import load_grammar
@@ -27,7 +28,8 @@ from synth.errors import RunDirError
 from synth.rundir import (CHECKPOINT, RUN_RECORD, locked_run_dir, no_progress, read_checkpoint, refuse_existing_run, versions,
                           write_checkpoint, write_json, write_text)
 from synth.baselines import size_baselines
-from synth.stats import Probe, default_probe, load_statistics
+from synth.probe import Probe, default_probe
+from synth.stats import load_statistics
 
 __all__ = ["run_evolve", "run_evolve_locked", "write_run_files", "hall_of_fame", "HALL_OF_FAME", "PROXY"]
 
@@ -177,9 +179,9 @@ def run_evolve(
     gram = load_grammar(grammar)
     bench = load_benchmark(bench_source, tasks)
     space = benchmark_space(bench)
-    for task, note in (bench.meta.get("flags") or {}).items():
+    for task, note in bench.meta.flags.items():
         log(f"note: task {task}: {note}")
-    for task, count in (bench.meta.get("missing") or {}).items():
+    for task, count in bench.meta.missing.items():
         if count:
             log(f"note: task {task}: {count} of {len(bench)} architectures have no value and are left out of its correlations")
     if probe is None:

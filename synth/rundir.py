@@ -10,17 +10,19 @@ import hashlib
 import json
 import math
 import os
+import random
 import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
 from synth.errors import DamagedFileWarning, RunDirError
+from synth.resources import read_json
 
 __all__ = [
     "new_run_dir", "refuse_existing_run", "locked_run_dir", "write_json", "json_text", "write_text", "read_record",
     "read_checkpoint", "write_checkpoint", "read_checked_record", "read_jsonl", "append_record", "open_for_appending",
-    "with_checksum", "checksum_problem", "warn_damaged", "versions", "no_progress", "CHECKPOINT", "RUN_RECORD", "LOCK",
+    "with_checksum", "checksum_problem", "rng_state", "seeded_rng", "warn_damaged", "versions", "no_progress", "CHECKPOINT", "RUN_RECORD", "LOCK",
 ]
 
 CHECKPOINT = "checkpoint.json"
@@ -179,10 +181,7 @@ def read_record(path: Path, missing: str, required: tuple[str, ...] = ()) -> dic
     path = Path(path)
     if not path.is_file():
         raise RunDirError(f"{path}: {missing}")
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise RunDirError(f"{path}:{exc.lineno}: unreadable ({exc.msg}); was the run killed while writing it?") from None
+    raw = read_json(path, RunDirError, "unreadable", "was the run killed while writing it?")
     if not isinstance(raw, dict):
         raise RunDirError(f"{path}: expected a JSON object")
     for key in required:
@@ -305,6 +304,21 @@ def checksum_problem(raw: dict) -> str | None:
     if stored != checksum({k: v for k, v in raw.items() if k != CHECKSUM}):
         return "its content does not match its checksum"
     return None
+
+
+def rng_state(rng: random.Random) -> list:
+    """The state of `rng` as JSON (a checkpoint holds no pickles): [version, internal state, gauss]."""
+    version, internal, gauss = rng.getstate()
+    return [version, list(internal), gauss]
+
+
+def seeded_rng(seed: int, state: list | None = None) -> random.Random:
+    """A Random seeded with `seed`, then put in the checkpointed `state` (rng_state's) when there is one."""
+    rng = random.Random(seed)
+    if state is not None:
+        version, internal, gauss = state
+        rng.setstate((version, tuple(internal), gauss))
+    return rng
 
 
 def warn_damaged(message: str) -> None:

@@ -12,119 +12,26 @@ holds the buffer's CRC-32: a damaged entry is recomputed with a warning, never u
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import zlib
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from synth.cache import cache_root, digest
+from synth.probe import Probe
 from synth.rundir import warn_damaged
 from synth.space import SearchSpace, arch_key
 
-__all__ = ["Probe", "default_probe", "noise_probe", "cache_root", "statistics_for", "load_statistics", "DTYPES"]
+__all__ = ["statistics_for", "load_statistics", "DTYPES"]
 
 CACHE_FORMAT = 2  # bump when the statistics' meaning or the file layout changes
 DTYPES = ("float32", "bfloat16")
 
 
-@dataclass(frozen=True)
-class Probe:
-    """The probe batch, initialisation and storage every architecture is measured with."""
-
-    dataset: str = "digits"  # a packaged dataset (digits), 'gaussian' (seeded N(0, 1) images, random labels), 'photos' (crops of natural photographs, random labels), or a path: a folder of images or a tensor file
-    batch_size: int = 64
-    seed: int = 0  # which images (or which noise) form the batch
-    init_seed: int = 0  # torch seed the network's weights are initialised from
-    max_rows: int | None = 2048  # activation rows (samples x tokens) kept per layer; None keeps all
-    dtype: str = "float32"  # storage precision of cached statistics: float32 | bfloat16
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def is_path(self) -> bool:
-        from synth.datasets import DATASETS
-
-        return self.dataset not in ("gaussian", "photos") and self.dataset not in DATASETS
-
-    def fingerprint(self) -> dict:
-        """What identifies the probe's numbers in a cache key: its settings, plus a digest of the
-        user's data file or folder (names, sizes and modification times) when it is a path."""
-        from synth.datasets import data_digest
-
-        if not self.is_path():
-            return self.to_dict()
-        path = Path(self.dataset)
-        return {**self.to_dict(), "dataset": str(path.resolve()), "data_digest": data_digest(path)}
-
-    def batch(self, space: SearchSpace):
-        """(inputs, targets) for networks of `space`."""
-        import torch
-
-        fixed = space.fixed
-        size, channels, classes = fixed.get("img_size", 224), fixed.get("in_chans", 3), fixed.get("num_classes", 1000)
-        if self.dataset == "gaussian":
-            generator = torch.Generator().manual_seed(self.seed)
-            inputs = torch.randn(self.batch_size, channels, size, size, generator=generator)
-            targets = torch.randint(0, classes, (self.batch_size,), generator=generator)
-            return inputs, targets
-        if self.dataset == "photos":
-            from synth.datasets import photo_probe
-
-            return photo_probe(self.batch_size, self.seed, size, channels, classes)
-        if self.is_path():
-            from synth.datasets import probe_from_path
-
-            if not Path(self.dataset).exists():
-                from synth.errors import InputError
-
-                raise InputError(f"probe data {self.dataset!r}: neither a packaged dataset (digits), 'gaussian', 'photos', nor an existing path")
-            return probe_from_path(self.dataset, self.batch_size, self.seed, size, channels, classes)
-        from synth.datasets import probe_batch
-
-        return probe_batch(self.dataset, self.batch_size, self.seed)
-
-
-def default_probe(bench, space: SearchSpace) -> Probe:
-    """The benchmark's own training images when synth can load them (its recipe's dataset: a packaged
-    one, or the user's folder or tensor file a `synth bench build` trained on), else seeded Gaussian
-    noise. 64 images for small (<= 64 px) networks, 16 at 224 px."""
-    from synth.datasets import DATASETS
-
-    dataset = (bench.meta.get("recipe") or {}).get("dataset")
-    if dataset in DATASETS:
-        return Probe()
-    if dataset and Path(dataset).exists():
-        small = space.fixed.get("img_size", 224) <= 64
-        return Probe(dataset=str(dataset), batch_size=64 if small else 16, max_rows=2048 if small else 256)
-    return noise_probe(space)
-
-
-def noise_probe(space: SearchSpace) -> Probe:
-    """Seeded Gaussian images with random labels, for networks whose data synth cannot load:
-    64 images for small (<= 64 px) networks, 16 at 224 px; 256 activation rows kept per layer."""
-    small = space.fixed.get("img_size", 224) <= 64
-    return Probe(dataset="gaussian", batch_size=64 if small else 16, max_rows=256)
-
-
-def cache_root() -> Path:
-    """`$SYNTH_CACHE`, else ~/.cache/synth."""
-    return Path(os.environ.get("SYNTH_CACHE") or Path.home() / ".cache" / "synth")
-
-
 def _cache_stem(root: Path, space: SearchSpace, arch: dict, probe: Probe, stats: tuple[str, ...]) -> Path:
-    identity = json.dumps(
-        {
-            "format": CACHE_FORMAT,
-            "space": [space.name, space.builder, space.fixed],
-            "arch": arch_key(arch),
-            "probe": probe.fingerprint(),
-            "stats": list(stats),
-        },
-        sort_keys=True,
-    )
-    digest = hashlib.sha256(identity.encode()).hexdigest()[:24]
-    return root / "stats" / space.name / digest
+    identity = {"format": CACHE_FORMAT, "space": [space.name, space.builder, space.fixed], "arch": arch_key(arch),
+                "probe": probe.fingerprint(), "stats": list(stats)}
+    return root / "stats" / space.name / digest(identity, 24)
 
 
 def statistics_for(space: SearchSpace, arch: dict, probe: Probe, stats: tuple[str, ...], batch=None, device="cpu") -> dict:

@@ -66,7 +66,7 @@ def test_best_exports_the_run_proxy_and_scores_as_the_run_did(fitted, small_benc
     exported = _exported(fitted.run_dir / "proxy.py")
     bench = synth.load_benchmark(str(small_bench))
     space = synth.load_space(bench.space)
-    from synth.stats import Probe
+    from synth.probe import Probe
 
     inputs, targets = Probe(**fitted.record.probe).batch(space)
     for row in fitted.record.split["search"][:3]:
@@ -154,10 +154,10 @@ def test_a_benchmark_with_reference_scores_and_missing_values_survives_json(monk
     monkeypatch.setenv("SYNTH_DATA", str(SHARED_BENCHMARKS))
     bench = synth.load_benchmark("nasbench201-zc:cifar10")
     back = _through_json(bench)
-    assert back.meta["arch_ids"] == bench.meta["arch_ids"]
-    for name, scores in bench.meta["reference_scores"].items():  # NaN and infinities come back as NaN
+    assert back.meta.arch_ids == bench.meta.arch_ids
+    for name, scores in bench.meta.reference_scores.items():  # NaN and infinities come back as NaN
         expected = np.where(np.isfinite(scores), scores, np.nan)
-        np.testing.assert_array_equal(np.array(back.meta["reference_scores"][name], dtype=float), expected)
+        np.testing.assert_array_equal(np.array(back.meta.reference_scores[name], dtype=float), expected)
 
 
 def test_synth_search_is_the_module_and_the_function():

@@ -9,7 +9,7 @@ from synth.space import load_space
 
 def test_params_match_the_benchmarks_own_counts():
     bench = load_benchmark(None)
-    rows = bench.meta["rows"][:10]
+    rows = bench.meta.rows[:10]
     sizes = size_baselines(load_space(bench.space), [r["arch"] for r in rows])
     assert sizes["params"].tolist() == [float(r["params"]) for r in rows]
 

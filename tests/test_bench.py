@@ -26,7 +26,7 @@ def test_missing_values_become_nan_for_that_task_only(tmp_path):
     bench = load_benchmark(str(write_bench(tmp_path / "b.json", rows)))
     np.testing.assert_array_equal(bench.targets["a"], [50.0, 60.0, 70.0, 80.0, 90.0])
     assert np.isnan(bench.targets["b"][[0, 2]]).all() and bench.targets["b"][1] == 1.0
-    assert bench.meta["missing"] == {"a": 0, "b": 2}
+    assert bench.meta.missing == {"a": 0, "b": 2}
 
 
 def test_all_missing_or_non_numeric_values_are_errors(tmp_path):
@@ -66,12 +66,12 @@ def test_split_is_seeded_disjoint_and_complete():
 def test_embedded_default_benchmark_carries_signal():
     bench = load_benchmark(None)
     assert len(bench) >= 100
-    assert len(bench.meta["seeds"]) >= 3
-    assert {"epochs", "lr", "batch_size", "dataset"} <= set(bench.meta["recipe"])
-    for row in bench.meta["rows"]:
-        assert len(row["seed_acc"]["digits"]) == len(bench.meta["seeds"])
+    assert len(bench.meta.seeds) >= 3
+    assert {"epochs", "lr", "batch_size", "dataset"} <= set(bench.meta.recipe)
+    for row in bench.meta.rows:
+        assert len(row["seed_acc"]["digits"]) == len(bench.meta.seeds)
         assert row["acc"]["digits"] == pytest.approx(np.mean(row["seed_acc"]["digits"]))
-    noise = seed_noise_summary({"tasks": bench.tasks, "rows": bench.meta["rows"]})["digits"]
+    noise = seed_noise_summary({"tasks": bench.tasks, "rows": bench.meta.rows})["digits"]
     assert noise["arch_std"] > 3 * noise["seed_std"]
 
 
@@ -80,7 +80,7 @@ def test_killed_build_resumes_without_retraining(tmp_path, monkeypatch):
     archs = space.sample_distinct(2, seed=0)
     recipe = Recipe(epochs=1)
     out = tmp_path / "bench.json"
-    import synth.bench as bench_module
+    import synth.bench.build as bench_module
 
     # a previous build with the same recipe finished (arch 0, seed 0) and was killed mid-way through the next line
     partial = out.with_name(out.name + ".partial.jsonl")
@@ -112,12 +112,12 @@ def test_embedded_benchmark_reproduces_from_its_recipe():
     from synth.train import train_and_evaluate
 
     bench = load_benchmark(None)
-    rows = bench.meta["rows"]
+    rows = bench.meta.rows
     i = min(range(len(rows)), key=lambda k: rows[k]["params"])
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the build's workers ran
     try:
-        acc = train_and_evaluate(load_space(bench.space), rows[i]["arch"], bench.meta["seeds"][0], Recipe(**bench.meta["recipe"]))
+        acc = train_and_evaluate(load_space(bench.space), rows[i]["arch"], bench.meta.seeds[0], Recipe(**bench.meta.recipe))
     finally:
         torch.set_num_threads(threads)
     assert acc == pytest.approx(rows[i]["seed_acc"]["digits"][0], abs=1e-9)

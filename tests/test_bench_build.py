@@ -308,8 +308,8 @@ def test_cli_trains_on_a_user_dataset_with_overrides_over_the_recipe_file(tmp_pa
     assert code == 0
     bench = load_benchmark(str(out), rankable=False)  # two architectures: too few to rank
     assert bench.tasks == ["shapes"] and bench.archs == TINY[:2]
-    assert bench.meta["recipe"] == Recipe(dataset=str(tmp_path / "shapes.pt"), epochs=1, batch_size=8).to_dict()
-    assert bench.meta["dataset"] == {"source": str((tmp_path / "shapes.pt").resolve()), "digest": data_digest(tmp_path / "shapes.pt")}
+    assert bench.meta.recipe == Recipe(dataset=str(tmp_path / "shapes.pt"), epochs=1, batch_size=8).to_dict()
+    assert bench.meta.dataset == {"source": str((tmp_path / "shapes.pt").resolve()), "digest": data_digest(tmp_path / "shapes.pt")}
     assert all(0 <= acc <= 100 for acc in bench.targets["shapes"])
 
 

@@ -62,7 +62,7 @@ def test_more_seeds_of_the_same_architectures(tmp_path, embedded):
     bench = load_benchmark(str(out))
     expected = [np.mean(embedded["rows"][i]["seed_acc"]["digits"]) for i in (0, 1, 2)]
     np.testing.assert_allclose(bench.targets["digits"], expected)
-    assert bench.meta["seeds"] == [0, 1, 2]
+    assert bench.meta.seeds == [0, 1, 2]
 
 
 def test_more_architectures_with_the_same_seeds(tmp_path, embedded):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-import synth.sources as sources
+import synth.bench.sources as sources
 from synth.bench import load_benchmark
 from synth.errors import BenchError
 from tests.conftest import SHARED_BENCHMARKS
@@ -39,15 +39,15 @@ def test_vit_bench_101_loads_both_files_with_default_tasks(monkeypatch, no_netwo
     assert bench.targets["chaoyang_kd"][150] == pytest.approx(second[50]["chaoyang_kd_acc"])
     keys = [json.dumps(a, sort_keys=True) for a in bench.archs]
     assert len(set(keys[:100]) & set(keys[100:])) == 0
-    assert bench.meta["provenance"][150] == {"file": str(VB / "gt_autoformer_2.pth"), "row": 50}
+    assert bench.meta.provenance[150] == {"file": str(VB / "gt_autoformer_2.pth"), "row": 50}
 
 
 def test_tasks_selection_missing_and_flags(monkeypatch, no_network):
     monkeypatch.setenv("SYNTH_DATA", str(SHARED_BENCHMARKS))
     bench = load_benchmark("vit-bench-101:autoformer", ["imagenet_super", "flower_base"])
-    assert bench.meta["missing"] == {"imagenet_super": 0, "flower_base": 100}  # None in gt_autoformer_2.pth
+    assert bench.meta.missing == {"imagenet_super": 0, "flower_base": 100}  # None in gt_autoformer_2.pth
     assert np.isnan(bench.targets["flower_base"][100:]).all()
-    assert "supernet" in bench.meta["flags"]["imagenet_super"]
+    assert "supernet" in bench.meta.flags["imagenet_super"]
     with pytest.raises(BenchError, match="c100_kd"):
         load_benchmark("vit-bench-101", ["c100_kdd"])
 
@@ -105,7 +105,7 @@ def test_row_files_in_three_formats_handle_missing_values(tmp_path):
         bench = load_benchmark(str(tmp_path / name), ["c100_kd", "flower_kd"], rankable=False)  # two rows: parsing only
         np.testing.assert_allclose(bench.targets["c100_kd"], [70.0, 71.5])
         assert np.isnan(bench.targets["flower_kd"][0]) and bench.targets["flower_kd"][1] == 60.0
-        assert bench.meta["missing"] == {"c100_kd": 0, "flower_kd": 1}
+        assert bench.meta.missing == {"c100_kd": 0, "flower_kd": 1}
         assert bench.space == "autoformer-tiny"
 
 

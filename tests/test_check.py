@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from synth.bench import load_benchmark
-from synth.check import _benchmark_seed_accs, check_picks, placement, search_picks, seed_noise_placement
+from synth.bench.check import _benchmark_seed_accs, check_picks, placement, search_picks, seed_noise_placement
 from synth.cli import main
 from synth.errors import InputError, RunDirError
 from synth.resources import resource_dir
@@ -46,7 +46,7 @@ def test_a_benchmark_architecture_picked_again_lands_where_the_benchmark_has_it(
     import torch
 
     bench = load_benchmark(str(one_seed_bench))
-    i = min(range(len(bench)), key=lambda k: bench.meta["rows"][k]["params"])
+    i = min(range(len(bench)), key=lambda k: bench.meta.rows[k]["params"])
     stored = bench.targets["digits"][i]
     search = fake_search(tmp_path / "s", bench.archs[i])
     threads = torch.get_num_threads()

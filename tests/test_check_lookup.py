@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from synth.bench import load_benchmark
-from synth.check import lookup_picks, records_recipe, search_picks
+from synth.bench.check import lookup_picks, records_recipe, search_picks
 from synth.cli import main
 from synth.errors import InputError
 from synth.models import nasbench201_from_string

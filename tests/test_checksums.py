@@ -18,7 +18,8 @@ from synth.rundir import append_record, read_checked_record, read_jsonl, write_c
 from synth.run import run_evolve
 from synth.search import EVALUATED, SearchConfig, run_search
 from synth.space import load_space
-from synth.stats import Probe, load_statistics, statistics_for
+from synth.probe import Probe
+from synth.stats import load_statistics, statistics_for
 from synth.train import Recipe
 from synth.zoo.scoring import resolve_proxies, score_architectures
 from tests.interrupt import interrupt_at
@@ -101,7 +102,7 @@ def test_a_damaged_log_record_is_skipped_with_a_warning(tmp_path):
 
 
 def test_a_search_with_a_damaged_memo_record_rescores_it_and_gets_the_same_result(tmp_path, monkeypatch):
-    import synth.search as search_module
+    import synth.search.scorer as search_module
 
     space = load_space("vit-digits")
     config = SearchConfig(population=6, iterations=2, parents=3, mutations=3, crossovers=3, seed=1)

@@ -10,7 +10,7 @@ import torch
 from synth.evolve import EvolveConfig
 from synth.run import run_evolve
 from synth.space import load_space
-from synth.stats import Probe
+from synth.probe import Probe
 
 CHILD = textwrap.dedent(
     """

@@ -11,7 +11,8 @@ from synth.execute import evaluate
 from synth.grammar import load_grammar
 from synth.programs import ProgramSpace
 from synth.space import load_space
-from synth.stats import Probe, load_statistics
+from synth.probe import Probe
+from synth.stats import load_statistics
 from tests.reference import per_layer_lists, random_formulas, straightforward
 
 
@@ -50,7 +51,8 @@ def test_run_long_scalar_memo_changes_no_fitness_and_stays_bounded(small_bench):
     """Fitness through the Evaluator (scalar sub-expressions memoised across programs, memo
     trimmed to a small size here) equals the JCM of each program's scores computed alone."""
     from synth.bench import split_indices
-    from synth.evolve import EvolveConfig, Evaluator
+    from synth.evaluator import Evaluator
+    from synth.evolve import EvolveConfig
     from synth.fitness import jcm
 
     grammar = load_grammar("vit")

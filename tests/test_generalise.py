@@ -8,7 +8,8 @@ import pytest
 from scipy import stats as sps
 
 from synth.bench import inner_split, load_benchmark, split_indices
-from synth.evolve import EvolutionState, Evaluator, EvolveConfig, evolve, initial_population
+from synth.evaluator import Evaluator
+from synth.evolve import EvolutionState, EvolveConfig, evolve, initial_population
 from synth.fitness import resampled_jcm, resamples
 from synth.grammar import load_grammar
 from synth.programs import ProgramSpace
@@ -74,7 +75,8 @@ def test_validation_pick_is_the_fronts_best_on_the_held_out_fold(small_bench, tm
 
 
 def test_named_programs_start_the_population(small_bench):
-    from synth.stats import Probe, load_statistics
+    from synth.probe import Probe
+    from synth.stats import load_statistics
     from synth.space import load_space
 
     grammar = load_grammar("vit")

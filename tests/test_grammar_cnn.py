@@ -21,7 +21,7 @@ from synth.models import _nasbench201_network, nasbench201_arch
 from synth.programs import ProgramSpace
 from synth.resources import resource_dir
 from synth.space import load_space
-from synth.stats import Probe
+from synth.probe import Probe
 from synth.symbolic import to_formula
 from synth.zoo import get_proxy
 from synth.zoo.gradient_stats import zico

@@ -11,7 +11,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-import synth.sources as sources
+import synth.bench.nasbench201 as nasbench201
+import synth.bench.sources as sources
 from synth.bench import benchmark_space, load_benchmark
 from synth.errors import BenchError, SpaceError
 from synth.models import NB201_EDGES, NB201_OPS, nasbench201_arch, nasbench201_key, nasbench201_string
@@ -172,36 +173,36 @@ def test_loader_counts_tasks_and_reference_scores(zc_raw):
         raw = zc_raw[dataset]
         assert len(bench) == rows and bench.space == "nasbench201" and bench.tasks == ["val_accuracy"]
         assert bench.name == f"nasbench201-zc:{dataset}"
-        assert bench.meta["arch_ids"] == list(raw)
+        assert bench.meta.arch_ids == list(raw)
         assert [nasbench201_key(a) for a in bench.archs] == list(raw)
         expected = np.array([r["val_accuracy"] for r in raw.values()])
         np.testing.assert_array_equal(bench.targets["val_accuracy"], expected)
-        assert bench.meta["missing"] == {"val_accuracy": 0}
-        refs = bench.meta["reference_scores"]
-        assert sorted(refs) == sorted(sources.NB201_ZC_PROXIES) and len(refs) == 12
+        assert bench.meta.missing == {"val_accuracy": 0}
+        refs = bench.meta.reference_scores
+        assert sorted(refs) == sorted(nasbench201.NB201_ZC_PROXIES) and len(refs) == 12
         for proxy, values in refs.items():
             assert values.shape == (rows,) and values.dtype == float
             np.testing.assert_array_equal(values, [r[proxy]["score"] if proxy in r else np.nan for r in raw.values()])
-        assert bench.meta["space_fixed"] == {"num_classes": classes, "img_size": img_size}
+        assert bench.meta.space_fixed == {"num_classes": classes, "img_size": img_size}
         space = benchmark_space(bench)
         assert space.fixed["num_classes"] == classes and space.fixed["img_size"] == img_size and space.fixed["C"] == 16
     # known values: first row, and NASLib's -inf nwot for (1, 0, 1, 4, 0, 1) kept as stored
     bench = load_benchmark("nasbench201-zc:cifar10", ["val_accuracy"])
     assert bench.targets["val_accuracy"][0] == pytest.approx(86.06)
-    assert bench.meta["reference_scores"]["params"][0] == pytest.approx(0.615386)
-    i = bench.meta["arch_ids"].index("(1, 0, 1, 4, 0, 1)")
-    assert bench.meta["reference_scores"]["nwot"][i] == -math.inf
+    assert bench.meta.reference_scores["params"][0] == pytest.approx(0.615386)
+    i = bench.meta.arch_ids.index("(1, 0, 1, 4, 0, 1)")
+    assert bench.meta.reference_scores["nwot"][i] == -math.inf
     # the file's one absent score: synflow of (3, 2, 4, 0, 4, 4) on cifar10
-    scores = bench.meta["reference_scores"]
+    scores = bench.meta.reference_scores
     assert {p: int(np.isnan(v).sum()) for p, v in scores.items() if np.isnan(v).any()} == {"synflow": 1}
-    assert np.isnan(scores["synflow"][bench.meta["arch_ids"].index("(3, 2, 4, 0, 4, 4)")])
+    assert np.isnan(scores["synflow"][bench.meta.arch_ids.index("(3, 2, 4, 0, 4, 4)")])
 
 
 @needs_zc
 def test_imagenet16_variant_builds_and_runs():
     bench = load_benchmark("nasbench201-zc:ImageNet16-120")
     space = benchmark_space(bench)
-    assert "(1, 2, 2, 4, 0, 4)" not in bench.meta["arch_ids"]  # the one cifar architecture ImageNet16-120 lacks
+    assert "(1, 2, 2, 4, 0, 4)" not in bench.meta.arch_ids  # the one cifar architecture ImageNet16-120 lacks
     model = space.build(bench.archs[0])
     assert model.classifier.out_features == 120 and model.stem[0].in_channels == 3
     size = space.fixed["img_size"]
@@ -214,7 +215,7 @@ def test_bad_dataset_suffix_and_task():
     for bad in ("nasbench201-zc:cifar-10", "nasbench201-zc:imagenet", "nasbench201-zc"):
         with pytest.raises(BenchError, match=r"valid: nasbench201-zc:cifar10, nasbench201-zc:cifar100, nasbench201-zc:ImageNet16-120"):
             load_benchmark(bad)
-    with pytest.raises(BenchError, match="did you mean nasbench201-zc:cifar10"):
+    with pytest.raises(BenchError, match="did you mean `nasbench201-zc:cifar10`"):
         load_benchmark("nasbench201-zc:cifar1O")
 
 
@@ -227,7 +228,7 @@ def test_unknown_task():
 def _fake_file(tmp_path, monkeypatch, content):
     path = tmp_path / "zc_nasbench201.json"
     path.write_text(content if isinstance(content, str) else json.dumps(content))
-    monkeypatch.setattr(sources, "resolve_files", lambda named: [path])
+    monkeypatch.setattr(nasbench201, "resolve_files", lambda named: [path])
     return path
 
 
@@ -242,10 +243,10 @@ def test_missing_values_become_nan(tmp_path, monkeypatch):
         "(2, 2, 3, 2, 3, 1)": {"synflow": {"score": 3.0}},
     }})
     bench = load_benchmark("nasbench201-zc:cifar10", rankable=False)  # one value: too few to rank
-    assert bench.meta["missing"] == {"val_accuracy": 2}
+    assert bench.meta.missing == {"val_accuracy": 2}
     np.testing.assert_array_equal(bench.targets["val_accuracy"], [80.0, np.nan, np.nan])
-    np.testing.assert_array_equal(bench.meta["reference_scores"]["synflow"], [1.0, np.nan, 3.0])
-    assert np.isnan(bench.meta["reference_scores"]["snip"]).all()
+    np.testing.assert_array_equal(bench.meta.reference_scores["synflow"], [1.0, np.nan, 3.0])
+    assert np.isnan(bench.meta.reference_scores["snip"]).all()
 
 
 def test_malformed_files_name_file_and_key(tmp_path, monkeypatch):

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-import synth.sources as sources
+import synth.bench.nasbench201 as nasbench201
+import synth.bench.sources as sources
 from synth.bench import benchmark_space, load_benchmark, split_indices
 from synth.errors import BenchError, SpaceError
 from synth.models import nasbench201_arch, nasbench201_from_string, nasbench201_key, nasbench201_string
@@ -80,16 +81,16 @@ def test_every_cell_once_with_the_csv_numbers(table):
     space = load_space("nasbench201")
     assert len(full) == 15625 and full.tasks == ["cifar10"] and full.space == "nasbench201"
     assert {nasbench201_key(a) for a in full.archs} == {nasbench201_key(a) for a in space.enumerate()}
-    assert full.meta["table"] == {"rows": 15625, "sample": None}
+    assert full.meta.table == {"rows": 15625, "sample": None}
     assert full.targets["cifar10"].max() == pytest.approx(94.3733)
-    row = full.meta["arch_ids"].index("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|")
+    row = full.meta.arch_ids.index("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|")
     assert full.targets["cifar10"][row] == pytest.approx(93.66)  # line 3 of the file
     for dataset, column in DATASETS.items():
         bench = load_benchmark(f"nasbench201:{dataset}")
-        assert bench.tasks == [dataset] and bench.meta["dataset"] == dataset
-        expected = np.array([table[cell][column] for cell in bench.meta["arch_ids"]])
+        assert bench.tasks == [dataset] and bench.meta.dataset == dataset
+        expected = np.array([table[cell][column] for cell in bench.meta.arch_ids])
         assert np.array_equal(bench.targets[dataset], expected)
-        assert [nasbench201_string(a) for a in bench.archs[:50]] == bench.meta["arch_ids"][:50]
+        assert [nasbench201_string(a) for a in bench.archs[:50]] == bench.meta.arch_ids[:50]
     fixed = benchmark_space(load_benchmark("nasbench201:ImageNet16-120")).fixed
     assert fixed["num_classes"] == 120 and fixed["img_size"] == 16
 
@@ -98,12 +99,12 @@ def test_every_cell_once_with_the_csv_numbers(table):
 def test_tasks_across_datasets_and_unknown_ones(table):
     bench = load_benchmark("nasbench201:cifar100", ["cifar10", "cifar100", "ImageNet16-120"])
     assert bench.tasks == ["cifar10", "cifar100", "ImageNet16-120"]
-    assert bench.meta["space_fixed"]["num_classes"] == 100  # the source's dataset fixes the network
-    cell = bench.meta["arch_ids"][7]
+    assert bench.meta.space_fixed["num_classes"] == 100  # the source's dataset fixes the network
+    cell = bench.meta.arch_ids[7]
     assert bench.targets["ImageNet16-120"][7] == table[cell]["imagenet16_120"]
-    with pytest.raises(BenchError, match="did you mean 'ImageNet16-120'"):
+    with pytest.raises(BenchError, match="did you mean `ImageNet16-120`"):
         load_benchmark("nasbench201:cifar10", ["imagenet16-120"])
-    for source, message in [("nasbench201:cifar1", "did you mean nasbench201:cifar10"), ("nasbench201", "no dataset"),
+    for source, message in [("nasbench201:cifar1", "did you mean `nasbench201:cifar10`"), ("nasbench201", "no dataset"),
                             ("nasbench201:cifar10@x", "@N or @N,seed=S"), ("nasbench201:cifar10@5,sed=1", "@N or @N,seed=S"),
                             ("nasbench201:cifar10@0", "at least one"), ("nasbench201:cifar10@15626", "table of 15625")]:
         with pytest.raises(BenchError, match=message):
@@ -144,16 +145,16 @@ def test_malformed_rows_name_the_line(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text(f"index,arch,cifar10,cifar100,imagenet16_120\n0,{good},10,1,1\n1,|none~0|,10,1,1\n")
     with pytest.raises(BenchError, match=r"t\.csv:3: column 'arch'"):
-        sources._read_table(path)
+        nasbench201._read_table(path)
     path.write_text(f"index,arch,cifar10,cifar100,imagenet16_120\n0,{good},10,1,1\n1,{good},10,1,1\n")
     with pytest.raises(BenchError, match=r"t\.csv:3: cell .* already on line 2"):
-        sources._read_table(path)
+        nasbench201._read_table(path)
     path.write_text(f"index,arch,cifar10,cifar100\n0,{good},10,1\n")
     with pytest.raises(BenchError, match=r"t\.csv:1: missing column\(s\) \['imagenet16_120'\]"):
-        sources._read_table(path)
+        nasbench201._read_table(path)
     path.write_text(f"index,arch,cifar10,cifar100,imagenet16_120\n0,{good},ten,1,1\n")
     with pytest.raises(BenchError, match="row 1, column 'cifar10': not a number"):
-        sources._read_table(path)
+        nasbench201._read_table(path)
 
 
 # ---------------------------------------------------------------- seeded samples
@@ -165,13 +166,13 @@ def test_samples_are_seeded_subsets_that_split_disjointly(table):
     a = load_benchmark("nasbench201:cifar10@300")
     b = load_benchmark("nasbench201:cifar10@300,seed=0")
     c = load_benchmark("nasbench201:cifar10@300,seed=1")
-    assert len(a) == 300 and a.name == "nasbench201:cifar10@300,seed=0" and a.meta["table"]["sample"] == {"n": 300, "seed": 0}
-    assert a.meta["arch_ids"] == b.meta["arch_ids"] and a.meta["arch_ids"] != c.meta["arch_ids"]
-    assert len(set(a.meta["arch_ids"])) == 300
-    order = {cell: i for i, cell in enumerate(full.meta["arch_ids"])}
-    rows = [order[cell] for cell in a.meta["arch_ids"]]
+    assert len(a) == 300 and a.name == "nasbench201:cifar10@300,seed=0" and a.meta.table["sample"] == {"n": 300, "seed": 0}
+    assert a.meta.arch_ids == b.meta.arch_ids and a.meta.arch_ids != c.meta.arch_ids
+    assert len(set(a.meta.arch_ids)) == 300
+    order = {cell: i for i, cell in enumerate(full.meta.arch_ids)}
+    rows = [order[cell] for cell in a.meta.arch_ids]
     assert rows == sorted(rows)  # kept in table order
-    assert np.array_equal(a.targets["cifar10"], [table[cell]["cifar10"] for cell in a.meta["arch_ids"]])
+    assert np.array_equal(a.targets["cifar10"], [table[cell]["cifar10"] for cell in a.meta.arch_ids])
     assert [nasbench201_key(x) for x in a.archs] == [nasbench201_key(full.archs[r]) for r in rows]
     search, test = split_indices(len(a), seed=0)
     assert len(search) == 180 and len(test) == 120 and not set(search) & set(test)
@@ -190,7 +191,7 @@ def test_naslib_val_accuracies_rank_like_the_table(dataset):
     full = load_benchmark(f"nasbench201:{dataset}")
     zc = load_benchmark(f"nasbench201-zc:{dataset}")
     acc = {nasbench201_key(a): v for a, v in zip(full.archs, full.targets[dataset])}
-    assert spearmanr([acc[key] for key in zc.meta["arch_ids"]], zc.targets["val_accuracy"]).statistic > 0.95
+    assert spearmanr([acc[key] for key in zc.meta.arch_ids], zc.targets["val_accuracy"]).statistic > 0.95
 
 
 @needs_table

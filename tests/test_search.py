@@ -122,7 +122,7 @@ def test_impossible_budget_is_a_clear_error(tmp_path):
 
 
 def test_killed_search_resumes_to_the_same_result(tmp_path, monkeypatch):
-    import synth.search as search_module
+    import synth.search.scorer as search_module
 
     space, config = load_space("vit-digits"), small_config(seed=4)
     whole = run_search("l2_norm", space, config, tmp_path / "whole")
@@ -239,7 +239,7 @@ def test_flops_budget_holds_and_each_network_is_counted_once(tmp_path, monkeypat
     """Under --max-flops every scored network's multiply-adds (by hand) are within the budget, and the
     scoring worker is never asked to count what the budget check counted already; without a FLOPs
     budget the worker counts them all."""
-    import synth.search as search_module
+    import synth.search.scorer as search_module
 
     real, asked = search_module._score_in_worker, []
 

@@ -18,7 +18,8 @@ from synth.export import proxy_source
 from synth.grammar import load_grammar
 from synth.programs import ProgramSpace
 from synth.space import load_space
-from synth.stats import Probe, load_statistics
+from synth.probe import Probe
+from synth.stats import load_statistics
 from synth.symbolic import to_formula
 
 DIGIT_ARCHS = [

@@ -11,7 +11,8 @@ from synth.execute import evaluate
 from synth.grammar import load_grammar
 from synth.programs import ProgramSpace
 from synth.space import load_space
-from synth.stats import Probe, load_statistics
+from synth.probe import Probe
+from synth.stats import load_statistics
 from synth.symbolic import DegenerateProgram, to_formula
 from tests.reference import per_layer_lists, random_formulas, straightforward
 

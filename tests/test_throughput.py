@@ -8,15 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-import synth.evolve as evolve_module
+import synth.evaluator as evaluator_module
 from synth.bench import load_benchmark, split_indices
-from synth.evolve import EvolutionState, Evaluator, EvolveConfig, evolve
+from synth.evaluator import Evaluator
+from synth.evolve import EvolutionState, EvolveConfig, evolve
 from synth.grammar import load_grammar
 from synth.programs import ProgramSpace
 from synth.run import run_evolve
 from synth.runtime import Layers, op_nuclear
 from synth.space import load_space
-from synth.stats import Probe, load_statistics
+from synth.probe import Probe
+from synth.stats import load_statistics
 
 A = "layer_sum__mlp_layer(l1__mlp_w(mlp_weight))"
 B = "layer_sum__mlp_layer(fro__mlp_w(mlp_weight))"
@@ -48,7 +50,7 @@ def scripted(monkeypatch, behaviour):
         calls[key] = calls.get(key, 0) + 1
         return behaviour[key](calls[key])
 
-    monkeypatch.setattr(evolve_module, "evaluate", fake)
+    monkeypatch.setattr(evaluator_module, "evaluate", fake)
     return calls
 
 

@@ -12,7 +12,7 @@ from scipy import stats as sps
 from synth.bench import benchmark_space, load_benchmark
 from synth.cli import main
 from synth.errors import InputError
-from synth.stats import Probe
+from synth.probe import Probe
 from synth.zoo import ProxySpec
 from synth.zoo.scoring import ZooEntry, score_architectures, zoo_report
 
@@ -66,7 +66,7 @@ def test_report_correlations_match_scipy_and_reference_agreement(small_bench):
     rng = np.random.default_rng(0)
     scores = rng.normal(size=n)
     scores[3] = np.nan
-    bench.meta["reference_scores"] = {"p": -2 * scores + 1}
+    bench.meta.reference_scores = {"p": -2 * scores + 1}
     ids = [f"a{i}" for i in range(n)]
     report = zoo_report(bench, {"p": {"scores": scores, "seconds": np.ones(n), "errors": {}}}, ids)["proxies"]["p"]
     keep = ~np.isnan(scores)
@@ -169,15 +169,15 @@ def test_split_scores_the_part_of_evolves_split_asked_for(small_bench, tmp_path)
 
 def test_default_probe_is_the_benchmarks_own_data_when_it_can_be_read(small_bench, tmp_path):
     """A benchmark built on the user's images probes with them; one whose images are gone falls back to noise."""
-    from synth.stats import default_probe
+    from synth.probe import default_probe
 
     bench = load_benchmark(str(small_bench))
     space = benchmark_space(bench)
     assert default_probe(bench, space).dataset == "digits"
     images = tmp_path / "images"
     images.mkdir()
-    bench.meta["recipe"] = {**bench.meta["recipe"], "dataset": str(images)}
+    bench.meta.recipe = {**bench.meta.recipe, "dataset": str(images)}
     probe = default_probe(bench, space)
     assert (probe.dataset, probe.batch_size) == (str(images), 64)
-    bench.meta["recipe"]["dataset"] = str(tmp_path / "gone")
+    bench.meta.recipe["dataset"] = str(tmp_path / "gone")
     assert default_probe(bench, space).dataset == "gaussian"

@@ -217,7 +217,7 @@ def run_check(args: argparse.Namespace, out) -> int:
     import numpy as np
 
     from synth.bench import load_benchmark
-    from synth.check import benchmark_recipe, check_picks, lookup_picks, records_recipe, search_picks
+    from synth.bench.check import benchmark_recipe, check_picks, lookup_picks, records_recipe, search_picks
     from synth.errors import InputError
 
     if args.top < 1:
@@ -245,7 +245,7 @@ def run_check(args: argparse.Namespace, out) -> int:
         return 0
     best = report[0]["best"]
     out.table(
-        f"picks trained with {bench.name}'s recipe ({len(bench.meta.get('seeds', []))} seeds); "
+        f"picks trained with {bench.name}'s recipe ({len(bench.meta.seeds or [])} seeds); "
         f"benchmark best {best:.2f}, {report[0]['of']} architectures",
         ["search", "proxy", "seed", "params", "accuracy", "percentile (seed noise)", f"P(>= {args.threshold:g}th)", "rank", "gap"],
         [[Path(r["search"]).name, Path(r["proxy"]).name, r["search_seed"], int(r["params"]),

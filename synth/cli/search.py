@@ -53,18 +53,17 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace, out) -> int:
+    from synth.errors import InputError
     from synth.rundir import new_run_dir
     from synth.search import search
 
     if args.resume is None and (args.proxy is None or args.space is None):
-        out.error("--proxy and --space are required (or --resume DIR)")
-        return 2
+        raise InputError("--proxy and --space are required (or --resume DIR)")
     if args.device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
-            out.error("--device cuda: no CUDA device is available")
-            return 2
+            raise InputError("--device cuda: no CUDA device is available")
     settings = {} if args.resume else dict(
         population=args.population, iterations=args.iterations, parents=args.parents, mutations=args.mutations,
         crossovers=args.crossovers, mutation_prob=args.mutation_prob, top_k=args.top_k, seed=args.seed,

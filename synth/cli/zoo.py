@@ -62,33 +62,31 @@ def _list(out) -> int:
 def run(args: argparse.Namespace, out) -> int:
     from dataclasses import replace
 
-    import numpy as np
-
     from synth.bench import benchmark_space, load_benchmark, require_rankable, split_indices
+    from synth.bench.record import sample_rows
+    from synth.errors import InputError
+    from synth.probe import default_probe
     from synth.rundir import write_json
     from synth.space import arch_key
-    from synth.stats import default_probe
     from synth.zoo.scoring import resolve_proxies, score_architectures, zoo_report
 
     if args.list:
         return _list(out)
     if args.json_file and args.json_file.is_dir():
-        out.error(f"--json {args.json_file}: is a folder; give a file name, e.g. {args.json_file / 'zoo.json'}")
-        return 2
+        raise InputError(f"--json {args.json_file}: is a folder; give a file name, e.g. {args.json_file / 'zoo.json'}")
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     bench = load_benchmark(args.bench, tasks)
     space = benchmark_space(bench)
     if args.space and args.space not in (space.name, space.source):
-        out.error(f"--space {args.space}: benchmark {bench.name!r} holds architectures of space {space.name!r}")
-        return 2
+        raise InputError(f"--space {args.space}: benchmark {bench.name!r} holds architectures of space {space.name!r}")
     if args.split != "all":
         search_rows, test_rows = split_indices(len(bench), args.split_seed)
         bench = bench.subset(test_rows if args.split == "test" else search_rows)
     if args.sample and args.sample < len(bench):
-        bench = bench.subset(sorted(np.random.default_rng(args.sample_seed).choice(len(bench), args.sample, replace=False).tolist()))
+        bench = bench.subset(sample_rows(len(bench), args.sample, args.sample_seed))
     require_rankable(bench, part="rows chosen by --split and --sample")
     archs = bench.archs
-    ids = bench.meta.get("arch_ids") or [arch_key(a) for a in archs]
+    ids = bench.meta.arch_ids or [arch_key(a) for a in archs]
     entries = resolve_proxies([p.strip() for p in args.proxies.split(",") if p.strip()] if args.proxies else None, space)
     probe = replace(default_probe(bench, space), **probe_overrides(args))
     out.info(f"benchmark {bench.name}: {len(archs)} architectures of {space.name}; tasks {', '.join(bench.tasks)}; "

@@ -21,11 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from synth.cache import cache_root
 from synth.errors import InputError
 from synth.fitness import METRICS, correlation
+from synth.probe import Probe
 from synth.rundir import CHECKSUM, checksum_problem, warn_damaged, with_checksum, write_json
 from synth.space import SearchSpace, arch_key
-from synth.stats import Probe, cache_root
 from synth.zoo import FAMILIES, ProxySpec, get_proxy, proxy_names
 
 __all__ = ["ZooEntry", "resolve_proxies", "load_exported_proxy", "score_architectures", "score_network", "zoo_report"]
@@ -175,7 +176,7 @@ def zoo_report(bench, scored: dict, arch_ids: list[str]) -> dict:
     """The JSON of `synth zoo`: per proxy its scores by architecture key, its Kendall, Spearman and
     Pearson with each task, seconds per architecture (median), and, where the benchmark carries
     a reference implementation's scores of the same proxy, the agreement with them."""
-    references = bench.meta.get("reference_scores") or {}
+    references = bench.meta.reference_scores
     report = {}
     for name, result in scored.items():
         scores = result["scores"]

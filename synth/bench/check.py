@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from synth.bench.build import build_benchmark
+from synth.bench.load import benchmark_space
 from synth.errors import InputError
 
 __all__ = ["records_recipe", "benchmark_recipe", "placement", "seed_noise_placement", "search_picks", "check_picks",
@@ -33,7 +35,7 @@ __all__ = ["records_recipe", "benchmark_recipe", "placement", "seed_noise_placem
 
 def records_recipe(bench) -> bool:
     """Whether the benchmark records the recipe and seeds it was trained with (so picks can be trained alike)."""
-    return isinstance(bench.meta.get("recipe"), dict) and bool(bench.meta.get("seeds"))
+    return isinstance(bench.meta.recipe, dict) and bool(bench.meta.seeds)
 
 
 def benchmark_recipe(bench):
@@ -44,7 +46,7 @@ def benchmark_recipe(bench):
     if not records_recipe(bench):
         raise InputError(f"benchmark {bench.name!r} records no training recipe and seeds, so picks cannot be trained "
                          "the way its architectures were (use a benchmark built by synth bench build)")
-    return Recipe(**bench.meta["recipe"]), [int(s) for s in bench.meta["seeds"]]
+    return Recipe(**bench.meta.recipe), [int(s) for s in bench.meta.seeds]
 
 
 def placement(accuracies, acc: float) -> dict:
@@ -105,7 +107,7 @@ def search_picks(search_dir: Path, top: int = 1) -> list[dict]:
     """The best `top` architectures of a finished search, with its proxy and seed."""
     from synth.errors import RunDirError
     from synth.rundir import CHECKPOINT, RUN_RECORD, read_record
-    from synth.search import RESULT
+    from synth.search.config import RESULT
 
     search_dir = Path(search_dir)
     if not (search_dir / RESULT).is_file() and ((search_dir / RUN_RECORD).is_file() or _is_evolve_checkpoint(search_dir / CHECKPOINT)):
@@ -123,7 +125,6 @@ def check_picks(bench, picks: list[dict], out: Path, workers: int = 1, device: s
     """Train every distinct picked architecture with the benchmark's recipe and seeds (results kept in
     `out`, resumable like `synth bench build`) and place each pick in the benchmark's distribution,
     with the placement's spread under seed noise (`seed_noise`, None without per-seed accuracies)."""
-    from synth.bench import build_benchmark
     from synth.space import arch_key
 
     space = _same_space(bench, picks)
@@ -152,8 +153,6 @@ def check_picks(bench, picks: list[dict], out: Path, workers: int = 1, device: s
 
 def _same_space(bench, picks: list[dict]):
     """The benchmark's space; InputError when a pick was searched in another space."""
-    from synth.bench import benchmark_space
-
     space = benchmark_space(bench)
     for pick in picks:
         if pick["space"] != space.name:
@@ -175,12 +174,12 @@ def lookup_picks(bench, picks: list[dict]) -> list[dict]:
 
     _same_space(bench, picks)
     row_of = {arch_key(a): i for i, a in enumerate(bench.archs)}
-    ids = bench.meta.get("arch_ids")
+    ids = bench.meta.arch_ids
     report = []
     for pick in picks:
         row = row_of.get(arch_key(pick["arch"]))
         if row is None:
-            sampled = (bench.meta.get("table") or {}).get("sample")
+            sampled = (bench.meta.table or {}).get("sample")
             raise InputError(f"{pick['search']}: pick {pick['pick']} {arch_key(pick['arch'])} is not among the {len(bench)} "
                              f"architectures of benchmark {bench.name!r}, which records no recipe to train it with"
                              + (" (a sample: check against the whole table instead)" if sampled else ""))
@@ -198,7 +197,7 @@ def _benchmark_seed_accs(bench, task: str) -> list | None:
     """Per-seed accuracies of every benchmark architecture, in benchmark order; None unless all rows have them."""
     from synth.space import arch_key
 
-    per_arch = {arch_key(row["arch"]): (row.get("seed_acc") or {}).get(task) for row in bench.meta.get("rows") or []}
+    per_arch = {arch_key(row["arch"]): (row.get("seed_acc") or {}).get(task) for row in bench.meta.rows or []}
     values = [per_arch.get(arch_key(a)) for a in bench.archs]
     if any(v is None for v in values):
         return None

@@ -1,0 +1,89 @@
+"""Scoring architectures for a search: the probe a proxy is scored with, and the scorer that runs
+the proxy on each network, in this process or in a pool of worker processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from synth.pool import imap_jobs, spawn_pool
+from synth.probe import Probe, noise_probe
+from synth.space import SearchSpace
+
+__all__ = ["Scorer", "search_probe"]
+
+
+def search_probe(space: SearchSpace, proxy: str, overrides: dict):
+    """The probe batch a proxy is scored with: for a run directory evolved on this very space, the
+    run's own probe (the proxy is then measured as it was found); otherwise seeded Gaussian noise,
+    64 images for small inputs and 16 at 224 px, as for published benchmarks. `overrides` win."""
+    from dataclasses import replace
+
+    from synth.rundir import RUN_RECORD, read_record
+
+    probe = None
+    record = Path(proxy) / RUN_RECORD
+    if record.is_file():
+        run = read_record(record, "no run record")
+        if (run.get("bench") or {}).get("space") == space.name and isinstance(run.get("probe"), dict):
+            probe = Probe(**run["probe"])
+    if probe is None:
+        probe = noise_probe(space)
+    return replace(probe, **{k: v for k, v in overrides.items() if v is not None})
+
+
+class Scorer:
+    """Scores architectures with one proxy on one probe batch, in this process or in a pool of
+    single-threaded worker processes (networks are independent, so workers scale almost linearly
+    where torch's own threads do not)."""
+
+    def __init__(self, proxy: str, space: SearchSpace, probe, device: str, workers: int):
+        self.args = (proxy, space, probe, device)
+        self.workers = workers
+        self.pool = None
+        if workers > 1:
+            self.pool = spawn_pool(workers, _init_worker, self.args)
+        else:
+            _init_worker(*self.args, threads=None)
+
+    def scores(self, archs: list[dict], count_flops: list[bool]):
+        """Yield [score or None, seconds, error or None, multiply-adds or None] per architecture, in
+        order; multiply-adds are counted where `count_flops` says so (the rest are known already)."""
+        yield from imap_jobs(_score_job, list(zip(archs, count_flops)), self.pool)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool = None
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(proxy: str, space: SearchSpace, probe, device: str, threads: int | None = 1) -> None:
+    """Resolve the proxy and draw the probe batch once per process."""
+    import torch
+
+    from synth.zoo.scoring import resolve_proxies
+
+    if threads:
+        torch.set_num_threads(threads)
+    inputs, targets = probe.batch(space)
+    _WORKER.update(entry=resolve_proxies([proxy], space)[0], space=space, init_seed=probe.init_seed,
+                   inputs=inputs.to(device), targets=targets.to(device), device=device)
+
+
+def _score_job(job: tuple) -> list:
+    return _score_in_worker(*job)
+
+
+def _score_in_worker(arch: dict, count_flops: bool = True) -> list:
+    """The proxy's [score, seconds, error] on the network of `arch`, and its multiply-adds (the zoo's
+    `flops`, counted on a meta-device copy) unless the budget check has counted them already, so that
+    the size of every scored network is known and counted once."""
+    from synth.zoo import get_proxy
+    from synth.zoo.scoring import score_network
+
+    w = _WORKER
+    model = w["space"].build(arch, seed=w["init_seed"]).to(w["device"])
+    flops = get_proxy("flops")(model, w["inputs"], w["targets"]) if count_flops else None
+    return score_network(w["entry"], model, w["inputs"], w["targets"]) + [flops]
