@@ -121,3 +121,32 @@ def test_embedded_benchmark_reproduces_from_its_recipe():
     finally:
         torch.set_num_threads(threads)
     assert acc == pytest.approx(rows[i]["seed_acc"]["digits"][0], abs=1e-9)
+
+
+def test_named_sources_are_one_registry():
+    """vit-bench-101 and NAS-Bench-201's two sources share one Registry: a name cannot be taken twice,
+    an unknown name gets the close ones, and every name a user may write is listed."""
+    import dataclasses
+
+    from synth.bench.sources import SOURCES, source_names
+    from synth.registry import DuplicateName
+
+    assert SOURCES.names() == ["nasbench201", "nasbench201-zc", "vit-bench-101"]
+    assert {"vit-bench-101", "nasbench201:cifar10", "nasbench201-zc:ImageNet16-120"} <= set(source_names())
+    with pytest.raises(DuplicateName):
+        SOURCES.register("vit-bench-101", dataclasses.replace(SOURCES.get("vit-bench-101"), folder="elsewhere"))
+    with pytest.raises(BenchError, match="did you mean `vit-bench-101`"):
+        SOURCES.get("vit-bench-11")
+
+
+def test_meta_is_typed_and_round_trips_through_json():
+    """Benchmark.meta's fields are attributes (recipe, seeds, rows, missing); a file's other keys stay
+    in `extra`; to_dict/from_dict give the same record back."""
+    from synth.bench import Benchmark
+    from synth.rundir import json_text
+
+    bench = load_benchmark()
+    assert bench.meta.seeds == [0, 1, 2] and bench.meta.recipe["dataset"] == "digits" and len(bench.meta.rows) == len(bench)
+    assert bench.meta.extra["format"] == FORMAT and bench.meta.missing == {"digits": 0}
+    back = Benchmark.from_dict(json.loads(json_text(bench.to_dict())))
+    assert back.meta == bench.meta and back.archs == bench.archs
