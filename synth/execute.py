@@ -13,9 +13,10 @@ import sympy
 import torch
 
 from synth import runtime
+from synth.ops import OPS
 from synth.symbolic import DegenerateProgram
 
-__all__ = ["evaluate", "to_source", "RUNTIME_OF", "runtime_name"]
+__all__ = ["evaluate", "to_source", "RUNTIME_OF", "runtime_name", "plugin_op"]
 
 # sympy node -> name of the synth.runtime function computing it
 RUNTIME_OF = {
@@ -52,11 +53,23 @@ RUNTIME_OF = {
 }
 
 
-def runtime_name(expr: sympy.Basic) -> str:
+def plugin_op(expr: sympy.Basic) -> str | None:
+    """The name of the plugin op a sympy node applies (its opaque function bears the op's name),
+    or None for a node of synth's own."""
     name = type(expr).__name__
-    if name not in RUNTIME_OF:
-        raise NotImplementedError(f"no torch mapping for sympy node {name!r}: add it to synth.execute.RUNTIME_OF")
-    return RUNTIME_OF[name]
+    spec = OPS.get(name) if name not in RUNTIME_OF else None
+    return name if spec is not None and spec.plugin else None
+
+
+def runtime_name(expr: sympy.Basic) -> str:
+    """The runtime function computing a node: RUNTIME_OF's, or `op_plugin` for a plugin op (called
+    with the op's name first)."""
+    name = type(expr).__name__
+    if name in RUNTIME_OF:
+        return RUNTIME_OF[name]
+    if plugin_op(expr):
+        return "op_plugin"
+    raise NotImplementedError(f"no torch mapping for sympy node {name!r}: add it to synth.execute.RUNTIME_OF")
 
 
 def _number(expr) -> float | int:
@@ -91,7 +104,8 @@ def evaluate(expr: sympy.Expr, values: dict[str, object], shared: dict | None = 
                 raise DegenerateProgram(f"non-numeric exponent in {node}")
             result = runtime.op_pow(walk(node.base), _number(node.exp))
         else:
-            result = getattr(runtime, runtime_name(node))(*(walk(arg) for arg in node.args))
+            named = (plugin_op(node),) if plugin_op(node) else ()
+            result = getattr(runtime, runtime_name(node))(*named, *(walk(arg) for arg in node.args))
         (memo if isinstance(result, runtime.Layers) else small)[node] = result
         return result
 
@@ -108,5 +122,6 @@ def to_source(expr: sympy.Expr, values_name: str = "S") -> str:
         return repr(_number(expr))
     if expr.is_Pow:
         return f"op_pow({to_source(expr.base, values_name)}, {_number(expr.exp)!r})"
-    args = ", ".join(to_source(arg, values_name) for arg in expr.args)
+    named = [repr(plugin_op(expr))] if plugin_op(expr) else []
+    args = ", ".join(named + [to_source(arg, values_name) for arg in expr.args])
     return f"{runtime_name(expr)}({args})"

@@ -7,6 +7,11 @@ expression by `synth.execute.to_source`, and `score(model, inputs, targets)`.
 Text from a grammar file (its name, the terminals' LaTeX) reaches the file only
 as data: the docstring is one literal built by `docstring_literal`, and every
 other value is written with `repr`, so no grammar can make the file run code.
+
+A formula that uses a plugin's ops or statistics (synth.plugins) cannot be stand-alone: the file
+names the plugin modules (validated module names, written with `repr`), imports them when it is
+imported, with an error naming them if they are absent, and takes their code from synth's
+registries into its own tables. Plugin code is never copied into the file.
 """
 
 from __future__ import annotations
@@ -15,8 +20,12 @@ import ast
 import importlib
 import inspect
 
+import sympy
+
 from synth import runtime
-from synth.execute import to_source
+from synth.execute import plugin_op, to_source
+from synth.ops import OPS
+from synth.plugins import PluginRead, is_module_name
 
 __all__ = ["proxy_source", "runtime_source", "docstring_literal"]
 
@@ -43,15 +52,53 @@ def _module_parts(name: str, earlier: tuple[str, ...]) -> tuple[list[str], str]:
     return imports, body.strip("\n")
 
 
-def runtime_source() -> str:
-    """The torch-only runtime as one module's source: the imports of `runtime.MODULES`, each once,
-    then their bodies in order (each module follows those it imports from)."""
-    imports, bodies = [], []
+def runtime_source(imports: tuple[str, ...] = ()) -> str:
+    """The torch-only runtime as one module's source: `imports`, the imports of `runtime.MODULES`,
+    each once, then their bodies in order (each module follows those it imports from)."""
+    imports, bodies = list(imports), []
     for i, name in enumerate(runtime.MODULES):
         more, body = _module_parts(name, runtime.MODULES[:i])
         imports += [line for line in more if line not in imports]
         bodies.append(f"# ---------------------------------------------------------------- {name}\n\n\n{body}")
     return "\n".join(imports) + "\n\n\n" + "\n\n\n".join(bodies)
+
+
+_PLUGIN_LOADER = '''
+
+def load_plugins(plugins):
+    """Import the synth plugin modules whose ops and statistics the formula uses, and take those
+    into this file's tables (PLUGIN_OPS, STATISTICS)."""
+    for module, (ops, statistics) in plugins.items():
+        try:
+            importlib.import_module(module)
+            from synth.plugins import exported
+        except ImportError as exc:
+            raise ImportError(f"this proxy uses ops or statistics of the synth plugin module {module!r}: it needs "
+                              f"synth and {module!r} importable (e.g. on PYTHONPATH); {exc}") from exc
+        plugin_ops, plugin_statistics = exported(ops, statistics)
+        PLUGIN_OPS.update(plugin_ops)
+        STATISTICS.update(plugin_statistics)
+
+
+load_plugins(PLUGINS)'''
+
+
+def plugins_used(formula, terminals: dict[str, str]) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """{plugin module: (ops, statistics)} of the plugin ops in `formula` and the plugin statistics
+    its `terminals` ({name: statistic}) read; ValueError for a name no proxy file may hold."""
+    found: dict[str, tuple[set, set]] = {}
+    for node in sympy.preorder_traversal(formula.expr):
+        if plugin_op(node):
+            found.setdefault(OPS[plugin_op(node)].plugin, (set(), set()))[0].add(plugin_op(node))
+    for stat in terminals.values():
+        read = runtime.STATISTICS[stat].read
+        if isinstance(read, PluginRead):
+            found.setdefault(read.fn.__module__, (set(), set()))[1].add(stat)
+    for module, (ops, statistics) in found.items():
+        if not is_module_name(module) or module == "__main__" or not all(op.isidentifier() for op in ops):
+            raise ValueError(f"plugin module {module!r} (ops {sorted(ops)}) cannot be named in a proxy file: "
+                             "register plugin ops and statistics in an importable module")
+    return {module: (tuple(sorted(ops)), tuple(sorted(stats))) for module, (ops, stats) in sorted(found.items())}
 
 
 def docstring_literal(text: str) -> str:
@@ -74,6 +121,9 @@ def proxy_source(formula, grammar, probe, fitness: float | None = None, synth_ve
     defaults of `score`, so the file measures exactly what the engine measured.
     """
     terminals = {name: grammar.terminals[name].stat for name in sorted(s.name for s in formula.expr.free_symbols)}
+    plugins = plugins_used(formula, terminals)
+    needs = (f"This file needs torch, synth and the synth plugin modules {', '.join(plugins)}." if plugins
+             else "This file needs torch only.")
     doc = [
         f"Zero-cost proxy discovered by synth {synth_version} (grammar {grammar.name!r}).",
         "",
@@ -89,15 +139,17 @@ def proxy_source(formula, grammar, probe, fitness: float | None = None, synth_ve
         "one forward pass on (inputs, targets), plus a backward pass with cross-entropy",
         "where the formula reads gradients.",
         *([f"Search-split fitness (JCM) when found: {fitness:.4f}"] if fitness is not None else []),
-        "This file needs torch only.",
+        needs,
         "",
     ]
     lines = [
         docstring_literal("\n".join(doc)),
         "",
-        runtime_source(),
+        runtime_source(("import importlib",) if plugins else ()),
         "",
         "",
+        *([f"PLUGINS = {plugins!r}  # plugin module -> (ops, statistics) the formula uses", _PLUGIN_LOADER, "", ""]
+          if plugins else []),
         f"TERMINALS = {terminals!r}",
         f"FORMULA = {formula.canonical!r}",
         "",

@@ -14,6 +14,10 @@ Roles decide the signatures an op can have in a grammar:
   the rows (samples and positions of activation rows: one value per channel); signatures
   spelled out in the grammar, since the result's shape depends on the statistic.
 
+Ops are rows of one table, `OPS`, behind a `synth.registry.Registry` (`OP_REGISTRY`): a name is
+taken once, and an unknown name is answered with close matches. Plugins add rows through
+`synth.register_op` (synth.plugins).
+
 Element-wise ops map to sympy forms that sympy may simplify exactly (``x*x`` is
 ``x**2``); protected or non-element-wise ops map to opaque sympy functions so
 sympy never applies an identity that the torch code does not satisfy.
@@ -26,12 +30,15 @@ from typing import Callable
 
 import sympy
 
-__all__ = ["OpSpec", "OPS", "ROLES", "SYMPY_FUNCTIONS"]
+from synth.errors import GrammarError
+from synth.registry import Registry
+
+__all__ = ["OpSpec", "OPS", "OP_REGISTRY", "ROLES", "SYMPY_FUNCTIONS", "opaque"]
 
 ROLES = ("unary", "binary", "reduce", "aggregate", "matmul", "kernel", "kernel_reduce", "channel")
 
 
-def _opaque(name: str, latex: str, *, nonnegative: bool = False, idempotent: bool = False, nargs: int = 1):
+def opaque(name: str, latex: str, *, nonnegative: bool = False, idempotent: bool = False, nargs: int = 1):
     """A sympy function class `name` that sympy cannot see through.
 
     `latex` is a format string with {0}, {1} for the arguments' LaTeX.
@@ -54,31 +61,31 @@ def _opaque(name: str, latex: str, *, nonnegative: bool = False, idempotent: boo
     return type(name, (sympy.Function,), attrs)
 
 
-logabs = _opaque("logabs", r"\log\left|{0}\right|")
-sqrtabs = _opaque("sqrtabs", r"\sqrt{{\left|{0}\right|}}", nonnegative=True)
-inv = _opaque("inv", r"\frac{{1}}{{{0}}}")
-relu = _opaque("relu", r"\operatorname{{relu}}\left({0}\right)", nonnegative=True, idempotent=True)
-sigmoid = _opaque("sigmoid", r"\sigma\left({0}\right)", nonnegative=True)
-zscore = _opaque("zscore", r"\operatorname{{z}}\left({0}\right)", idempotent=False)
-minmax = _opaque("minmax", r"\operatorname{{minmax}}\left({0}\right)", nonnegative=True)
-softmax = _opaque("softmax", r"\operatorname{{softmax}}\left({0}\right)", nonnegative=True)
-log_softmax = _opaque("log_softmax", r"\log\operatorname{{softmax}}\left({0}\right)")
-mean = _opaque("mean", r"\operatorname{{mean}}\left({0}\right)")
-std = _opaque("std", r"\operatorname{{std}}\left({0}\right)", nonnegative=True)
-tsum = _opaque("tsum", r"\operatorname{{sum}}\left({0}\right)")
-fro = _opaque("fro", r"\left\|{0}\right\|_F", nonnegative=True)
-l1 = _opaque("l1", r"\left\|{0}\right\|_1", nonnegative=True)
-nuclear = _opaque("nuclear", r"\left\|{0}\right\|_*", nonnegative=True)
-layer_mean = _opaque("layer_mean", r"\operatorname{{mean}}_{{l}}\left({0}\right)")
-layer_sum = _opaque("layer_sum", r"\sum_{{l}}\left({0}\right)")
-matmul = _opaque("matmul", r"{0}\,{1}", nargs=2)
-matmul_tn = _opaque("matmul_tn", r"{0}^{{\top}}{1}", nargs=2)
-matmul_nt = _opaque("matmul_nt", r"{0}\,{1}^{{\top}}", nargs=2)
-hamming_kernel = _opaque("hamming_kernel", r"K_{{H}}\left({0}\right)", nonnegative=True)
-logdet = _opaque("logdet", r"\log\left|\det {0}\right|")
-channel_mean = _opaque("channel_mean", r"\operatorname{{mean}}_{{c}}\left({0}\right)")
-channel_std = _opaque("channel_std", r"\operatorname{{std}}_{{c}}\left({0}\right)", nonnegative=True)
-channel_norm = _opaque("channel_norm", r"\left\|{0}\right\|_{{c}}", nonnegative=True)
+logabs = opaque("logabs", r"\log\left|{0}\right|")
+sqrtabs = opaque("sqrtabs", r"\sqrt{{\left|{0}\right|}}", nonnegative=True)
+inv = opaque("inv", r"\frac{{1}}{{{0}}}")
+relu = opaque("relu", r"\operatorname{{relu}}\left({0}\right)", nonnegative=True, idempotent=True)
+sigmoid = opaque("sigmoid", r"\sigma\left({0}\right)", nonnegative=True)
+zscore = opaque("zscore", r"\operatorname{{z}}\left({0}\right)", idempotent=False)
+minmax = opaque("minmax", r"\operatorname{{minmax}}\left({0}\right)", nonnegative=True)
+softmax = opaque("softmax", r"\operatorname{{softmax}}\left({0}\right)", nonnegative=True)
+log_softmax = opaque("log_softmax", r"\log\operatorname{{softmax}}\left({0}\right)")
+mean = opaque("mean", r"\operatorname{{mean}}\left({0}\right)")
+std = opaque("std", r"\operatorname{{std}}\left({0}\right)", nonnegative=True)
+tsum = opaque("tsum", r"\operatorname{{sum}}\left({0}\right)")
+fro = opaque("fro", r"\left\|{0}\right\|_F", nonnegative=True)
+l1 = opaque("l1", r"\left\|{0}\right\|_1", nonnegative=True)
+nuclear = opaque("nuclear", r"\left\|{0}\right\|_*", nonnegative=True)
+layer_mean = opaque("layer_mean", r"\operatorname{{mean}}_{{l}}\left({0}\right)")
+layer_sum = opaque("layer_sum", r"\sum_{{l}}\left({0}\right)")
+matmul = opaque("matmul", r"{0}\,{1}", nargs=2)
+matmul_tn = opaque("matmul_tn", r"{0}^{{\top}}{1}", nargs=2)
+matmul_nt = opaque("matmul_nt", r"{0}\,{1}^{{\top}}", nargs=2)
+hamming_kernel = opaque("hamming_kernel", r"K_{{H}}\left({0}\right)", nonnegative=True)
+logdet = opaque("logdet", r"\log\left|\det {0}\right|")
+channel_mean = opaque("channel_mean", r"\operatorname{{mean}}_{{c}}\left({0}\right)")
+channel_std = opaque("channel_std", r"\operatorname{{std}}_{{c}}\left({0}\right)", nonnegative=True)
+channel_norm = opaque("channel_norm", r"\left\|{0}\right\|_{{c}}", nonnegative=True)
 
 SYMPY_FUNCTIONS = {
     cls.__name__: cls
@@ -99,6 +106,7 @@ class OpSpec:
     sympy: Callable[..., sympy.Expr]
     doc: str
     whole_tensor: bool = False  # the value at one element depends on the whole tensor (normalisations)
+    plugin: str | None = None  # the plugin module that registered the op; None for synth's own
 
     @property
     def shape_dependent(self) -> bool:
@@ -114,48 +122,49 @@ def _spec(name, role, form, doc, whole_tensor=False):
     return OpSpec(name, role, form, doc, whole_tensor)
 
 
-OPS: dict[str, OpSpec] = {
-    spec.name: spec
-    for spec in (
-        # element-wise unary
-        _spec("log", "unary", logabs, "log|x|, protected: log(|x| + 1e-12)"),
-        _spec("abs", "unary", sympy.Abs, "|x|"),
-        _spec("square", "unary", lambda x: x**2, "x squared"),
-        _spec("exp", "unary", sympy.exp, "e to the x"),
-        _spec("sqrt", "unary", sqrtabs, "sqrt|x|, protected"),
-        _spec("inverse", "unary", inv, "1/x with |x| clamped below at 1e-12, sign kept"),
-        _spec("neg", "unary", lambda x: -x, "-x"),
-        _spec("relu", "unary", relu, "max(x, 0)"),
-        _spec("sigmoid", "unary", sigmoid, "1 / (1 + e^-x)"),
-        _spec("zscore", "unary", zscore, "(x - mean) / std over the layer's tensor", whole_tensor=True),
-        _spec("minmax", "unary", minmax, "(x - min) / (max - min) over the layer's tensor", whole_tensor=True),
-        _spec("softmax", "unary", softmax, "softmax along the last axis", whole_tensor=True),
-        _spec("log_softmax", "unary", log_softmax, "log-softmax along the last axis", whole_tensor=True),
-        # element-wise binary
-        _spec("add", "binary", lambda a, b: a + b, "a + b"),
-        _spec("sub", "binary", lambda a, b: a - b, "a - b"),
-        _spec("mul", "binary", lambda a, b: a * b, "a * b (element-wise)"),
-        # matrix products
-        _spec("matmul", "matmul", matmul, "a @ b per layer"),
-        _spec("matmul_tn", "matmul", matmul_tn, "a^T @ b per layer"),
-        _spec("matmul_nt", "matmul", matmul_nt, "a @ b^T per layer"),
-        # reductions to a per-layer scalar
-        _spec("mean", "reduce", mean, "mean of the layer's tensor"),
-        _spec("std", "reduce", std, "population standard deviation of the layer's tensor"),
-        _spec("sum", "reduce", tsum, "sum of the layer's tensor"),
-        _spec("fro", "reduce", fro, "Frobenius (L2) norm of the layer's tensor"),
-        _spec("l1", "reduce", l1, "L1 norm (sum of absolute values)"),
-        _spec("nuclear", "reduce", nuclear, "nuclear norm (sum of singular values)"),
-        # aggregations over layers
-        _spec("layer_mean", "aggregate", layer_mean, "mean over layers"),
-        _spec("layer_sum", "aggregate", layer_sum, "sum over layers"),
-        # per-sample kernels, pooled over layers, and their reductions
-        _spec("hamming_kernel", "kernel", hamming_kernel,
-              "samples x samples agreement counts of 0/1 codes, summed over layers: c c^T + (1 - c)(1 - c)^T"),
-        _spec("logdet", "kernel_reduce", logdet, "log |det K| of a samples x samples kernel"),
-        # channel-wise reductions: over the rows of each layer's matrix, one value per column
-        _spec("channel_mean", "channel", channel_mean, "mean over the rows of each column (per channel)"),
-        _spec("channel_std", "channel", channel_std, "population std over the rows of each column (per channel)"),
-        _spec("channel_norm", "channel", channel_norm, "Euclidean norm over the rows of each column (per channel)"),
-    )
-}
+OPS: dict[str, OpSpec] = {}
+OP_REGISTRY: Registry[OpSpec] = Registry("op", GrammarError, items=OPS)
+
+for _builtin in (
+    # element-wise unary
+    _spec("log", "unary", logabs, "log|x|, protected: log(|x| + 1e-12)"),
+    _spec("abs", "unary", sympy.Abs, "|x|"),
+    _spec("square", "unary", lambda x: x**2, "x squared"),
+    _spec("exp", "unary", sympy.exp, "e to the x"),
+    _spec("sqrt", "unary", sqrtabs, "sqrt|x|, protected"),
+    _spec("inverse", "unary", inv, "1/x with |x| clamped below at 1e-12, sign kept"),
+    _spec("neg", "unary", lambda x: -x, "-x"),
+    _spec("relu", "unary", relu, "max(x, 0)"),
+    _spec("sigmoid", "unary", sigmoid, "1 / (1 + e^-x)"),
+    _spec("zscore", "unary", zscore, "(x - mean) / std over the layer's tensor", whole_tensor=True),
+    _spec("minmax", "unary", minmax, "(x - min) / (max - min) over the layer's tensor", whole_tensor=True),
+    _spec("softmax", "unary", softmax, "softmax along the last axis", whole_tensor=True),
+    _spec("log_softmax", "unary", log_softmax, "log-softmax along the last axis", whole_tensor=True),
+    # element-wise binary
+    _spec("add", "binary", lambda a, b: a + b, "a + b"),
+    _spec("sub", "binary", lambda a, b: a - b, "a - b"),
+    _spec("mul", "binary", lambda a, b: a * b, "a * b (element-wise)"),
+    # matrix products
+    _spec("matmul", "matmul", matmul, "a @ b per layer"),
+    _spec("matmul_tn", "matmul", matmul_tn, "a^T @ b per layer"),
+    _spec("matmul_nt", "matmul", matmul_nt, "a @ b^T per layer"),
+    # reductions to a per-layer scalar
+    _spec("mean", "reduce", mean, "mean of the layer's tensor"),
+    _spec("std", "reduce", std, "population standard deviation of the layer's tensor"),
+    _spec("sum", "reduce", tsum, "sum of the layer's tensor"),
+    _spec("fro", "reduce", fro, "Frobenius (L2) norm of the layer's tensor"),
+    _spec("l1", "reduce", l1, "L1 norm (sum of absolute values)"),
+    _spec("nuclear", "reduce", nuclear, "nuclear norm (sum of singular values)"),
+    # aggregations over layers
+    _spec("layer_mean", "aggregate", layer_mean, "mean over layers"),
+    _spec("layer_sum", "aggregate", layer_sum, "sum over layers"),
+    # per-sample kernels, pooled over layers, and their reductions
+    _spec("hamming_kernel", "kernel", hamming_kernel,
+          "samples x samples agreement counts of 0/1 codes, summed over layers: c c^T + (1 - c)(1 - c)^T"),
+    _spec("logdet", "kernel_reduce", logdet, "log |det K| of a samples x samples kernel"),
+    # channel-wise reductions: over the rows of each layer's matrix, one value per column
+    _spec("channel_mean", "channel", channel_mean, "mean over the rows of each column (per channel)"),
+    _spec("channel_std", "channel", channel_std, "population std over the rows of each column (per channel)"),
+    _spec("channel_norm", "channel", channel_norm, "Euclidean norm over the rows of each column (per channel)"),
+):
+    OP_REGISTRY.register(_builtin.name, _builtin)
