@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from deap import gp
 
-from synth.errors import RunDirError
+from synth.errors import GrammarError
 
 if TYPE_CHECKING:  # a type only: synth.grammar imports this module to check a grammar's named programs
     from synth.grammar import Grammar
@@ -104,13 +104,15 @@ class ProgramSpace:
     # ------------------------------------------------------------ serialisation
 
     def parse(self, text: str, where: str = "program") -> gp.PrimitiveTree:
-        """A tree from its `str()`; every token must be one of the grammar's names (no eval)."""
+        """A tree from its `str()`; every token must be one of the grammar's names (no eval).
+        GrammarError naming `where` (the program) when the text is not a program of the grammar:
+        the text may come from a grammar's named programs, a checkpoint or a run record."""
         nodes = []
         for token in re.split(r"[\s(),]+", text.strip()):
             if not token:
                 continue
             if token not in self.pset.mapping:
-                raise RunDirError(f"{where}: {token!r} is not a name of grammar {self.grammar.name!r}")
+                raise GrammarError(f"{where}: {token!r} is not a name of grammar {self.grammar.name!r}")
             nodes.append(self.pset.mapping[token])
         tree = gp.PrimitiveTree(nodes)
         _check_types(tree, self.type_class[self.grammar.root], where)
@@ -136,10 +138,10 @@ def _check_types(tree, root_type, where):
     expected = [root_type]
     for node in tree:
         if not expected:
-            raise RunDirError(f"{where}: too many nodes")
+            raise GrammarError(f"{where}: too many nodes")
         want = expected.pop()
         if node.ret is not want:
-            raise RunDirError(f"{where}: {node.name!r} returns {node.ret.__name__}, expected {want.__name__}")
+            raise GrammarError(f"{where}: {node.name!r} returns {node.ret.__name__}, expected {want.__name__}")
         expected.extend(reversed(getattr(node, "args", ())))
     if expected:
-        raise RunDirError(f"{where}: program ends early")
+        raise GrammarError(f"{where}: program ends early")

@@ -202,7 +202,7 @@ def test_unknown_op_suggests_near_miss(tmp_path):
     path = write(tmp_path, text)
     message = grammar_error(path)
     assert_at(message, path, line_of(text, "op: lgo"), "operations[0].op")
-    assert "unknown op 'lgo'" in message and "did you mean 'log'" in message
+    assert "unknown op 'lgo'" in message and "did you mean `log`" in message
 
 
 def test_unknown_type_in_terminal(tmp_path):
@@ -295,7 +295,7 @@ def test_unknown_top_level_key_suggests(tmp_path):
     path = write(tmp_path, text)
     message = grammar_error(path)
     assert_at(message, path, line_of(text, "limit:"), "limit")
-    assert "unknown key" in message and "did you mean 'limits'" in message
+    assert "unknown key" in message and "did you mean `limits`" in message
 
 
 @pytest.mark.parametrize("stat", ["msa.weights", "attn.weight", "mlp.gradient"])
@@ -327,7 +327,7 @@ def test_unknown_type_key_and_kind(tmp_path):
     path = write(tmp_path, text)
     message = grammar_error(path)
     assert_at(message, path, line_of(text, "knid"), "types.x.knid")
-    assert "did you mean 'kind'" in message
+    assert "did you mean `kind`" in message
 
     text = edit(BASE, "x:   {kind: tensor,", "x:   {kind: matrix,")
     path = write(tmp_path, text)

@@ -130,7 +130,7 @@ def test_grammar_checks_a_statistic_against_its_terminal_type(tmp_path):
     assert "one tensor per layer" in str(err.value)
     with pytest.raises(GrammarError) as err:
         load_grammar(str(_grammar_with(tmp_path, "n: {type: l, stat: msa.numels}")))
-    assert "unknown statistic 'msa.numels'; did you mean 'msa.numel'" in str(err.value)
+    assert "unknown statistic 'msa.numels'; did you mean `msa.numel`" in str(err.value)
 
 
 def program_value(grammar, name, stats):
