@@ -1,26 +1,26 @@
 """The registry of model builders: name -> `fn(arch: dict, **fixed) -> nn.Module`, the `builder` a
 space file names. A module of its own so that the module defining synth's builders (synth.models)
-and the one using them (synth.space) need not import each other."""
+and the one using them (synth.space) need not import each other; synth.models is imported on the
+first lookup."""
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-__all__ = ["register_builder", "registered_builders"]
+from synth.errors import SpaceError
+from synth.registry import Registry
 
-_BUILDERS: dict[str, Callable[..., Any]] = {}
+__all__ = ["BUILDERS", "register_builder", "registered_builders"]
+
+BUILDERS: Registry[Callable[..., Any]] = Registry("builder", SpaceError, modules=("synth.models",))
 
 
 def register_builder(name: str):
-    """Decorator registering a model builder `fn(arch: dict, **fixed) -> nn.Module`."""
-
-    def wrap(fn):
-        _BUILDERS[name] = fn
-        return fn
-
-    return wrap
+    """Decorator registering a model builder `fn(arch: dict, **fixed) -> nn.Module`; DuplicateName
+    when another function holds the name (it used to replace it silently)."""
+    return BUILDERS.register(name)
 
 
 def registered_builders() -> dict[str, Callable[..., Any]]:
-    """The builders registered so far, by name (synth.space adds synth's own by importing synth.models)."""
-    return _BUILDERS
+    """Every builder by name, synth's own (synth.models) included."""
+    return dict(BUILDERS.items())

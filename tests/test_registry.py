@@ -61,3 +61,20 @@ def test_a_registry_can_keep_its_items_in_a_table_others_read():
     assert table == {"add": len, "mul": max} and ops.names() == ["add", "mul"]
     with pytest.raises(DuplicateName):
         ops.register("add", min)
+
+
+def test_builders_and_zoo_proxies_refuse_a_taken_name_and_name_close_ones():
+    from synth.builders import register_builder, registered_builders
+    from synth.zoo import get_proxy, register_proxy
+
+    assert {"vit", "pit", "nasbench201"} <= set(registered_builders())
+    assert get_proxy("snip").paper  # synth's own proxies registered (on the first lookup)
+    with pytest.raises(DuplicateName, match="builder 'vit' is registered twice"):
+        register_builder("vit")(lambda arch: None)
+    with pytest.raises(DuplicateName, match="proxy 'snip' is registered twice"):
+        register_proxy("snip", paper="a second snip")(lambda model, inputs, targets, loss_fn: 0.0)
+    with pytest.raises(InputError, match="unknown proxy 'snp'; did you mean `snip`") as caught:
+        get_proxy("snp")
+    assert isinstance(caught.value, KeyError)  # as get_proxy raised before the registry
+    assert str(caught.value).startswith("unknown proxy")
+

@@ -9,23 +9,31 @@ Every proxy follows one contract, the same as an exported evolved `proxy.py`:
 default). Higher scores predict higher accuracy. A proxy never changes the
 caller's model: one that must alter weights (synflow, zen, ...) works on a copy.
 
-Proxies are registered with `register_proxy`, which records the paper, the
-network families the proxy applies to ('cnn', 'vit') and whether it reads the
-probe data at all. The modules that define them are imported on first lookup.
+Proxies are registered with `register_proxy` in `PROXIES` (a synth.registry.Registry), which
+records the paper, the network families the proxy applies to ('cnn', 'vit') and whether it reads
+the probe data at all. The modules that define them are imported on first lookup.
 """
 
 from __future__ import annotations
 
-import difflib
-import importlib
 from dataclasses import dataclass
 from typing import Callable
 
-__all__ = ["ProxySpec", "register_proxy", "get_proxy", "proxy_names", "score", "FAMILIES"]
+from synth.errors import InputError
+from synth.registry import Registry
+
+__all__ = ["ProxySpec", "PROXIES", "UnknownProxy", "register_proxy", "get_proxy", "proxy_names", "score", "FAMILIES"]
 
 FAMILIES = ("cnn", "vit")
 # modules holding proxy definitions; importing one registers its proxies
 _MODULES = ("size", "saliency", "jacobian", "gradient_stats", "expressivity", "feature_maps")
+
+
+class UnknownProxy(InputError, KeyError):
+    """An unknown proxy name: an InputError (the CLI answers exit 2) and, as `get_proxy` raised before
+    the registry, a KeyError, so callers catching that keep working. Its message is not quoted."""
+
+    __str__ = Exception.__str__
 
 
 @dataclass(frozen=True)
@@ -45,43 +53,32 @@ class ProxySpec:
         return float(self.fn(model, inputs, targets, loss_fn))
 
 
-_PROXIES: dict[str, ProxySpec] = {}
+PROXIES: Registry[ProxySpec] = Registry("proxy", UnknownProxy, modules=tuple(f"synth.zoo.{m}" for m in _MODULES))
 
 
 def register_proxy(name: str, *, paper: str, families=FAMILIES, uses_data: bool = True):
-    """Decorator registering `fn(model, inputs, targets, loss_fn) -> float` as proxy `name`."""
+    """Decorator registering `fn(model, inputs, targets, loss_fn) -> float` as proxy `name`;
+    DuplicateName when another function holds the name."""
     unknown = set(families) - set(FAMILIES)
     if unknown:
         raise ValueError(f"proxy {name!r}: unknown families {sorted(unknown)}; known: {FAMILIES}")
 
     def wrap(fn):
-        if name in _PROXIES and _PROXIES[name].fn is not fn:
-            raise ValueError(f"proxy {name!r} is registered twice")
-        _PROXIES[name] = ProxySpec(name, fn, paper, tuple(families), uses_data)
+        PROXIES.register(name, ProxySpec(name, fn, paper, tuple(families), uses_data))
         return fn
 
     return wrap
 
 
-def _registry() -> dict[str, ProxySpec]:
-    for module in _MODULES:
-        importlib.import_module(f"synth.zoo.{module}")
-    return _PROXIES
-
-
 def get_proxy(name: str) -> ProxySpec:
-    """The proxy registered as `name`; a KeyError suggesting close names otherwise."""
-    proxies = _registry()
-    if name not in proxies:
-        hint = difflib.get_close_matches(name, proxies, n=3)
-        raise KeyError(f"unknown proxy {name!r}" + (f"; did you mean {', '.join(hint)}?" if hint else "")
-                       + f" (known: {', '.join(sorted(proxies))})")
-    return proxies[name]
+    """The proxy registered as `name`; UnknownProxy (an InputError and a KeyError) naming close
+    names otherwise."""
+    return PROXIES.get(name)
 
 
 def proxy_names(family: str | None = None) -> list[str]:
     """Registered proxy names, sorted; only those defined for `family` when given."""
-    return sorted(n for n, p in _registry().items() if family is None or family in p.families)
+    return [name for name, proxy in PROXIES.items() if family is None or family in proxy.families]
 
 
 def score(name: str, model, inputs, targets, loss_fn=None) -> float:
