@@ -105,7 +105,7 @@ def _grammar_digest(path: str) -> str:
 
 
 def _resumed(out_dir: Path, config: EvolveConfig | None, extend: int | None):
-    """(grammar, bench, tasks, config, probe, state, memo) of the checkpoint in `out_dir`, refusing a
+    """(grammar, bench, tasks, config, probe, state, memo, plugins) of the checkpoint in `out_dir`, refusing a
     `config` other than the checkpoint's, a grammar file edited since, or a checkpoint of another shape."""
     path = out_dir / CHECKPOINT
     checkpoint = read_checkpoint(out_dir)
@@ -129,7 +129,8 @@ def _resumed(out_dir: Path, config: EvolveConfig | None, extend: int | None):
         raise RunDirError(f"{path}: its grammar {grammar} is gone")
     if checkpoint.get("grammar_sha256") not in (None, _grammar_digest(grammar)):
         raise RunDirError(f"{path}: the grammar {grammar} changed since the checkpoint; resuming would mix two grammars")
-    return grammar, checkpoint.get("bench"), checkpoint.get("tasks"), stored, probe, state, checkpoint.get("memo", {})
+    return (grammar, checkpoint.get("bench"), checkpoint.get("tasks"), stored, probe, state, checkpoint.get("memo", {}),
+            checkpoint.get("plugins", {}))
 
 
 def _move(stats_per_arch, device):
@@ -156,6 +157,7 @@ def run_evolve(
     log=lambda message: None,
     log_every: int = 0,
     extend: int | None = None,
+    allow_plugins: bool = False,
 ) -> RunRecord:
     """Run (or resume) an evolution and write its run directory; returns the run record.
 
@@ -166,17 +168,21 @@ def run_evolve(
 
     A resumed run keeps every setting of its checkpoint and ends where the uninterrupted run would
     have: a `config` that differs from the checkpoint's is refused. `extend=N` runs a resumed run
-    on to N iterations (per restart), explicitly.
+    on to N iterations (per restart), explicitly. A grammar naming plugins loads only with
+    `allow_plugins`, and a resumed run needs the plugin sources it started with.
     """
     out_dir = Path(out_dir)
     if resume:
-        grammar, bench_source, tasks, config, probe, state, memo = _resumed(out_dir, config, extend)
+        grammar, bench_source, tasks, config, probe, state, memo, plugins = _resumed(out_dir, config, extend)
         log(f"resuming {out_dir} at iteration {state.iteration}/{config.iterations}")
     else:
-        config, probe, state, memo = (config or EvolveConfig()), None, None, {}
+        config, probe, state, memo, plugins = (config or EvolveConfig()), None, None, {}, None
     config.validate()
     started = time.perf_counter()
-    gram = load_grammar(grammar)
+    gram = load_grammar(grammar, allow_plugins=allow_plugins)
+    if plugins is not None and plugins != gram.plugins:
+        raise RunDirError(f"{out_dir / CHECKPOINT}: the grammar's plugins {sorted(gram.plugins)} differ from the checkpoint's "
+                          f"{sorted(plugins)} (or their source changed); resuming would mix two sets of ops and statistics")
     bench = load_benchmark(bench_source, tasks)
     space = benchmark_space(bench)
     for task, note in bench.meta.flags.items():
@@ -216,6 +222,7 @@ def run_evolve(
             {
                 "grammar": str(Path(gram.path).resolve()),
                 "grammar_sha256": grammar_digest,
+                "plugins": gram.plugins,
                 "bench": bench_source,
                 "tasks": tasks,
                 "config": config.to_dict(),
