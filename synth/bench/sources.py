@@ -79,24 +79,6 @@ def load_row_source(text: str, named: NamedSource, tasks=None) -> Benchmark:
     return rows_to_benchmark(files, named.name, named.space, tasks, named.default_tasks, named.arch_keys, named.flags)
 
 
-SOURCES.register("vit-bench-101", NamedSource(
-    name="vit-bench-101",
-    folder="vit-bench-101",
-    files={
-        "gt_autoformer.pth": "712ad277546d9f7f565ce07885be7e0b98dcd8d0724fdd1120f595b517436eca",
-        "gt_autoformer_2.pth": "05f5df6a41f338fb5f47eafebfc8758c75e451606856b278ccda1c60b26e7bca",
-    },
-    space="autoformer-tiny",
-    default_tasks=("c100_kd", "flower_kd", "chaoyang_kd"),
-    url="https://raw.githubusercontent.com/lilujunai/Auto-Prox-AAAI24/main/gt_results/",
-    arch_keys={"hidden_dim": "embed_dim"},
-    flags={
-        "imagenet_super": "inherited from an AutoFormer supernet, not trained alone; bimodal, treat with care",
-    },
-    load=load_row_source,
-))
-
-
 def source_for_rows(rows: list[dict], path: Path) -> NamedSource:
     """The named source whose architecture format a row file follows (its space and renames)."""
     keys = set(rows[0]["arch"]) if rows else set()
@@ -209,3 +191,22 @@ def rows_to_benchmark(files_rows: list[tuple[Path, list[dict]]], name: str, spac
         meta=BenchMeta(missing=missing, provenance=provenance, available_tasks=available,
                        flags={t: flags[t] for t in chosen if t in flags}),
     )
+
+
+# Registered last, once every name the registry's lazily imported modules need from here exists.
+SOURCES.register("vit-bench-101", NamedSource(
+    name="vit-bench-101",
+    folder="vit-bench-101",
+    files={
+        "gt_autoformer.pth": "712ad277546d9f7f565ce07885be7e0b98dcd8d0724fdd1120f595b517436eca",
+        "gt_autoformer_2.pth": "05f5df6a41f338fb5f47eafebfc8758c75e451606856b278ccda1c60b26e7bca",
+    },
+    space="autoformer-tiny",
+    default_tasks=("c100_kd", "flower_kd", "chaoyang_kd"),
+    url="https://raw.githubusercontent.com/lilujunai/Auto-Prox-AAAI24/main/gt_results/",
+    arch_keys={"hidden_dim": "embed_dim"},
+    flags={
+        "imagenet_super": "inherited from an AutoFormer supernet, not trained alone; bimodal, treat with care",
+    },
+    load=load_row_source,
+))
