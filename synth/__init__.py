@@ -11,6 +11,9 @@ The Python API mirrors the command line (`synth evolve|bench|zoo|search`) and ru
     load_benchmark(source=None, tasks=None) -> Benchmark   the embedded default, a named source or a file
     search(proxy, space, out=..., **config) -> SearchResult   training-free architecture search (synth search)
     zoo.score(name, model, inputs, targets)        a hand-designed zero-cost proxy's score (synth zoo)
+    register_op(name, role=...), register_statistic(name, at=...)   decorators a grammar's plugin
+                                                   module uses to add ops and statistics (loaded only
+                                                   with allow_plugins=True, synth evolve --allow-plugins)
 
 Typed settings and records: EvolveConfig, SearchConfig, RunRecord, HallOfFameEntry, SearchResult,
 SearchPick, Proxy, HallOfFame. Errors: SynthError; InputError and its kinds ConfigError, GrammarError,
@@ -29,7 +32,7 @@ _HOMES = {
     "EvolveConfig": "synth.config", "RunRecord": "synth.records", "HallOfFameEntry": "synth.records",
     "load_grammar": "synth.grammar", "load_space": "synth.space", "load_benchmark": "synth.bench",
     "search": "synth.search", "SearchConfig": "synth.search", "SearchResult": "synth.search", "SearchPick": "synth.search",
-    "zoo": "synth.zoo",
+    "zoo": "synth.zoo", "register_op": "synth.plugins", "register_statistic": "synth.plugins",
     "SynthError": "synth.errors", "InputError": "synth.errors", "ConfigError": "synth.errors",
     "GrammarError": "synth.errors", "SpaceError": "synth.errors", "BenchError": "synth.errors",
     "RunDirError": "synth.errors",

@@ -16,9 +16,19 @@ import functools
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from synth import __version__
 from synth.config import EvolveConfig, config_from
 from synth.errors import RunDirError
+from synth.execute import evaluate
+from synth.export import proxy_source
+from synth.grammar import load_grammar
+from synth.probe import Probe
+from synth.programs import ProgramSpace
 from synth.records import RunRecord
+from synth.run import run_evolve_locked, write_run_files
+from synth.rundir import CHECKPOINT, RUN_RECORD, new_run_dir, no_progress, read_record, write_text
+from synth.runtime import collect_statistics
+from synth.symbolic import to_formula
 
 __all__ = ["Evolution", "Proxy", "HallOfFame"]
 
@@ -34,14 +44,12 @@ class Proxy:
     program: str  # DEAP tree text
     grammar: str  # path of the grammar file
     probe: dict  # the run's Probe fields: exported and direct scores use its activation-row subset
+    allow_plugins: bool = False  # whether the grammar's plugins may be imported (the Evolution's setting)
 
     @functools.cached_property
     def _formula(self):
         """The synth.symbolic.Formula of the program, built as the engine built it."""
-        from synth.programs import ProgramSpace
-        from synth.symbolic import to_formula
-
-        grammar = _grammar(self.grammar)
+        grammar = _grammar(self.grammar, self.allow_plugins)
         latex = {name: t.latex for name, t in grammar.terminals.items()}
         return to_formula(ProgramSpace(grammar).parse(self.program, where=f"program of {self.formula}"), grammar, latex)
 
@@ -57,20 +65,14 @@ class Proxy:
     @property
     def torch_source(self) -> str:
         """The stand-alone proxy.py of this formula (needs torch only), as `synth evolve` exports it."""
-        from synth import __version__
-        from synth.export import proxy_source
-        from synth.probe import Probe
-
-        return proxy_source(self._formula, _grammar(self.grammar), Probe(**self.probe), self.fitness, __version__)
+        return proxy_source(self._formula, _grammar(self.grammar, self.allow_plugins), Probe(**self.probe), self.fitness,
+                            __version__)
 
     def score(self, model, inputs, targets) -> float:
         """The formula's score of `model` on one probe batch (higher is predicted better): the
         statistics its terminals name, collected with the run's activation-row subset, then the
         formula evaluated by the engine, as the run scored its benchmark's networks."""
-        from synth.execute import evaluate
-        from synth.runtime import collect_statistics
-
-        grammar = _grammar(self.grammar)
+        grammar = _grammar(self.grammar, self.allow_plugins)
         stat_of = {symbol.name: grammar.terminals[symbol.name].stat for symbol in self.sympy.free_symbols}
         stats = collect_statistics(model, inputs, targets, set(stat_of.values()), self.probe.get("max_rows"),
                                    self.probe.get("seed", 0))
@@ -78,11 +80,9 @@ class Proxy:
 
 
 @functools.lru_cache(maxsize=8)
-def _grammar(path: str):
+def _grammar(path: str, allow_plugins: bool):
     """The grammar file at `path`, loaded once per process for every formula that needs it."""
-    from synth.grammar import load_grammar
-
-    return load_grammar(path)
+    return load_grammar(path, allow_plugins=allow_plugins)
 
 
 class HallOfFame(tuple):
@@ -106,6 +106,8 @@ class Evolution:
         force: replace a run already in `out`. Default is `False` (refuse it).
         device: where statistics are computed and programs evaluated. Default is `"cpu"`.
         probe: Probe fields to override, e.g. `{"batch_size": 32}`. Default is `None`.
+        allow_plugins: import the Python modules the grammar names under `plugins:` (their code runs).
+            Default is `False`: such a grammar is refused (GrammarError).
         **config: EvolveConfig fields (population, iterations, seed, metric, ...), each with
             `synth evolve`'s default.
 
@@ -115,10 +117,11 @@ class Evolution:
 
     def __init__(self, grammar: str = "vit", bench: str | None = None, *, tasks: list[str] | None = None,
                  out: str | Path | None = None, force: bool = False, device: str = "cpu", probe: dict | None = None,
-                 **config):
+                 allow_plugins: bool = False, **config):
         self.grammar, self.bench, self.tasks = grammar, bench, tasks
         self.out, self.force, self.device = out, force, device
         self.probe = dict(probe or {})
+        self.allow_plugins = allow_plugins
         self.config = config
         self.record: RunRecord | None = None  # the fitted run's record
         self.run_dir: Path | None = None
@@ -126,16 +129,13 @@ class Evolution:
     def fit(self, progress=None, log=None, log_every: int = 0) -> "Evolution":
         """Run the evolution, write its run directory and keep its record; returns `self`.
         `progress` and `log` are the engine's reporters (synth.rundir.no_progress, a line printer)."""
-        from synth.rundir import new_run_dir, no_progress
-        from synth.run import run_evolve_locked
-        from synth.probe import Probe
-
         config = EvolveConfig.from_dict(self.config, "synth.Evolution").validate()
         config_from(Probe, self.probe, "synth.Evolution probe")  # names a field Probe does not have
         run_dir = Path(self.out) if self.out is not None else new_run_dir()
         self.record = run_evolve_locked(
             self.grammar, self.bench, run_dir, config, tasks=self.tasks, probe_overrides=self.probe, device=self.device,
-            force=self.force, progress=progress or no_progress, log=log or (lambda message: None), log_every=log_every)
+            force=self.force, allow_plugins=self.allow_plugins, progress=progress or no_progress,
+            log=log or (lambda message: None), log_every=log_every)
         self.run_dir = run_dir
         return self
 
@@ -156,9 +156,6 @@ class Evolution:
     def save(self, run_dir: str | Path) -> Path:
         """Write this evolution's run directory to `run_dir`: run.json, proxy.py, hall_of_fame.csv, and
         the checkpoint when the run has one (so `synth evolve --resume` works there too)."""
-        from synth.rundir import CHECKPOINT, write_text
-        from synth.run import write_run_files
-
         record, run_dir = self._fitted(), Path(run_dir)
         write_run_files(run_dir, record, self.best.torch_source)
         checkpoint = self.run_dir / CHECKPOINT if self.run_dir else None
@@ -167,11 +164,10 @@ class Evolution:
         return run_dir
 
     @classmethod
-    def load(cls, run_dir: str | Path) -> "Evolution":
+    def load(cls, run_dir: str | Path, allow_plugins: bool = False) -> "Evolution":
         """The fitted evolution of a run directory written by `fit`, `save` or `synth evolve`, read
-        from its run.json. RunDirError naming the file when it is missing or not a run record."""
-        from synth.rundir import RUN_RECORD, read_record
-
+        from its run.json. RunDirError naming the file when it is missing or not a run record.
+        `allow_plugins` lets its formulas import the plugins their grammar names."""
         path = Path(run_dir) / RUN_RECORD
         raw = read_record(path, "no run record (a run that has not finished resumes with synth evolve --resume)",
                           tuple(f.name for f in fields(RunRecord)))
@@ -181,7 +177,8 @@ class Evolution:
             raise RunDirError(f"{path}: not a run record this synth can read ({exc})") from None
         source = record.bench["source"]
         evolution = cls(record.grammar, None if source.startswith("embedded:") else source, tasks=record.bench["tasks"],
-                        out=run_dir, device=record.device, probe=record.probe, **record.config.to_dict())
+                        out=run_dir, device=record.device, probe=record.probe, allow_plugins=allow_plugins,
+                        **record.config.to_dict())
         evolution.record, evolution.run_dir = record, Path(run_dir)
         return evolution
 
@@ -196,4 +193,4 @@ class Evolution:
         return self.record
 
     def _proxy(self, formula: str, complexity: int, fitness: float, program: str) -> Proxy:
-        return Proxy(formula, complexity, fitness, program, self.record.grammar, self.record.probe)
+        return Proxy(formula, complexity, fitness, program, self.record.grammar, self.record.probe, self.allow_plugins)

@@ -47,6 +47,8 @@ def _check_op_name(name) -> None:
     own formulas already use."""
     if not (isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name) and "__" not in name):
         raise ValueError(f"an op name must be a Python identifier without '__', not {name!r}")
+    if name in OP_REGISTRY:
+        raise DuplicateName(f"op {name!r} is registered twice: synth or a plugin already has an op of that name")
     if name in SYMPY_FUNCTIONS or name in RUNTIME_OF or hasattr(_sympy, name):
         raise DuplicateName(f"op {name!r}: the name is taken by a sympy function or a formula node; choose another")
 
@@ -66,8 +68,8 @@ def register_op(name: str, *, role: str, sympy=None, latex: str | None = None, w
             when sympy may simplify through it; the engine then computes the simplified form with
             synth's own ops. Default is `None`: an opaque sympy function named `name`, computed by
             the decorated function.
-        latex: LaTeX of the opaque form, with {0} (and {1}) for the arguments' LaTeX. Default is
-            `None`: \\operatorname{name}(...).
+        latex: LaTeX of the opaque form, with {0} (and {1}) for the arguments' LaTeX; other braces
+            are LaTeX's own. Default is `None`: \\operatorname{name}(...).
         whole_tensor: a unary op whose value at one element depends on the whole layer's tensor.
             Default is `False`.
         doc: one line on what the op computes. Default is the function's docstring's first line.
@@ -80,9 +82,10 @@ def register_op(name: str, *, role: str, sympy=None, latex: str | None = None, w
     if role not in ROLES:
         raise ValueError(f"op {name!r}: unknown role {role!r} (roles: {', '.join(ROLES)})")
     arity = 2 if role in ("binary", "matmul") else 1
-    args = ", ".join(f"{{{i}}}" for i in range(arity))
+    args = ", ".join(f"{{{i}}}" for i in range(arity))  # {0}, {1}
     shown = name.replace("_", r"\_")
-    form = sympy or opaque(name, latex or rf"\operatorname{{{{{shown}}}}}\left({args}\right)", nargs=arity)
+    latex = latex or rf"\operatorname{{{shown}}}\left({args}\right)"
+    form = sympy or opaque(name, _format_string(latex, arity), nargs=arity)
 
     def wrap(fn):
         summary = doc or (fn.__doc__ or name).strip().split("\n")[0]
@@ -93,6 +96,15 @@ def register_op(name: str, *, role: str, sympy=None, latex: str | None = None, w
         return fn
 
     return wrap
+
+
+def _format_string(latex: str, arity: int) -> str:
+    """`latex` (LaTeX with {0}, {1} for the arguments) as a str.format string: LaTeX's own braces
+    doubled, so a user writes \\operatorname{softsign}\\left({0}\\right) as LaTeX reads it."""
+    escaped = latex.replace("{", "{{").replace("}", "}}")
+    for i in range(arity):
+        escaped = escaped.replace(f"{{{{{i}}}}}", f"{{{i}}}")
+    return escaped
 
 
 class PluginRead:

@@ -15,6 +15,7 @@ EXAMPLES = """examples:
   synth evolve --grammar my.yaml --bench my_bench.json --iterations 500
   SYNTH_DATA=../shared/benchmarks synth evolve --bench vit-bench-101 --stats-dtype bfloat16
   synth evolve --resume runs/s1                          # continue an interrupted run
+  synth evolve --grammar my_plugin_grammar.yaml --allow-plugins   # a grammar whose plugins add ops and statistics
 """
 
 
@@ -37,6 +38,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the run in DIR from its checkpoint")
     p.add_argument("--extend", type=int, default=None, metavar="N", help="with --resume: run the run on to N iterations (a resumed run otherwise ends where it would have)")
     p.add_argument("--force", action="store_true", help="replace the run already in --out (default: refuse it)")
+    p.add_argument("--allow-plugins", action="store_true",
+                   help="import the Python modules the grammar names under `plugins:` (their code runs; default: refuse such a grammar)")
     p.add_argument("--seed", type=int, default=d.seed, help=f"evolution seed (default: {d.seed})")
     p.add_argument("--split-seed", type=int, default=d.split_seed, help=f"seed of the search/test split (default: {d.split_seed})")
     p.add_argument("--population", type=int, default=d.population, help=f"population size P (default: {d.population})")
@@ -114,7 +117,8 @@ def run(args: argparse.Namespace, out) -> int:
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     record = run_evolve_locked(
         args.grammar, args.bench, run_dir, config, tasks=tasks, probe_overrides=probe, device=args.device,
-        resume=args.resume is not None, force=args.force, extend=args.extend, progress=out.progress, log=out.info,
+        resume=args.resume is not None, force=args.force, extend=args.extend, allow_plugins=args.allow_plugins,
+        progress=out.progress, log=out.info,
         log_every=args.log_every if args.log_every is not None else (0 if out.err.is_terminal else 10),
     )
     if out.json_mode:
