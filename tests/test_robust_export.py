@@ -115,3 +115,23 @@ def test_docstring_literal_evaluates_back_to_its_text(text):
     assert ast.literal_eval(literal) == text
     module = ast.parse(literal + "\nx = 1\n")
     assert len(module.body) == 2  # one string statement, then the code after it
+
+
+def test_hostile_plugin_names_are_refused_before_any_code_runs(tmp_path):
+    """A grammar's `plugins` entries, and the op and statistic names a plugin registers, reach an
+    exported proxy.py (as the modules it imports, the ops it calls): each is refused unless it is
+    a plain name, so none can carry code; a refused grammar imports nothing."""
+    from synth.plugins import register_op, register_statistic
+
+    marker = tmp_path / "marker"
+    base = yaml.safe_load((resource_dir("grammar") / "vit.yaml").read_text())
+    for n, payload in enumerate([*_payloads(marker), "os; import os", "a-b", "..up", "x.__init__ ", ""]):
+        grammar_file = tmp_path / f"p{n}.yaml"
+        grammar_file.write_text(yaml.safe_dump({**base, "plugins": [payload]}))
+        with pytest.raises(GrammarError, match=r":\d+: plugins: must be a list of Python module names"):
+            load_grammar(str(grammar_file), allow_plugins=True)
+        with pytest.raises(ValueError, match="identifier"):
+            register_op(payload, role="unary")
+        with pytest.raises(ValueError, match="kind.quantity"):
+            register_statistic(f"mlp.{payload}", at="after")
+    assert not marker.exists()
