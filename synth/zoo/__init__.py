@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import torch.nn.functional as F
+
 from synth.errors import InputError
 from synth.registry import Registry
 
@@ -47,8 +49,6 @@ class ProxySpec:
     def __call__(self, model, inputs, targets, loss_fn=None) -> float:
         """The score; `loss_fn` defaults to cross-entropy, so `fn` always receives a callable."""
         if loss_fn is None:
-            import torch.nn.functional as F
-
             loss_fn = F.cross_entropy
         return float(self.fn(model, inputs, targets, loss_fn))
 

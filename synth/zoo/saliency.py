@@ -23,6 +23,7 @@ import math
 
 import torch
 import torch.nn as nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from synth.zoo import register_proxy
 
@@ -111,8 +112,6 @@ def grasp(model, inputs, targets, loss_fn) -> float:
     network score because it then correlates positively with accuracy, and
     synth follows NASLib. NASLib's temperature T = 1 and single pass are used.
     """
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
     net = _working_copy(model)
     weights = [m.weight for m in _scored_layers(net)]
     # fused attention kernels have no double backward; the math kernel computes the same attention

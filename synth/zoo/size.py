@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import copy
 
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
 from synth.zoo import register_proxy
 
 __all__ = ["params", "flops", "multiply_adds"]
@@ -57,9 +60,6 @@ def multiply_adds(model, shape, dtype=None, device="meta") -> float:
     tensor tuples passed between modules (PiT's stages pass (tokens, class
     tokens)) and fails on such tuples under `no_grad`.
     """
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
     with torch.enable_grad(), FlopCounterMode(display=False) as counter:
         model(torch.zeros(shape, dtype=dtype or torch.float32, device=device))
     return counter.get_total_flops() / 2
