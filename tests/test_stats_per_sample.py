@@ -49,7 +49,7 @@ def test_sample_gradient_moments_by_the_outer_product_identity_in_chunks(monkeyp
     for expected, got in zip((g.abs().mean(0), g.std(0, unbiased=False)), whole):
         torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-6)
     # with room for 2 samples' gradients at once, they are folded in 4 chunks: same moments
-    monkeypatch.setattr(runtime, "SAMPLE_GRAD_CHUNK", 2 * 4 * 5)
+    monkeypatch.setattr(runtime.readers, "SAMPLE_GRAD_CHUNK", 2 * 4 * 5)  # the module that reads it
     for before, after in zip(whole, runtime._sample_grad_moments({"input": x, "output_grad": gy})):
         torch.testing.assert_close(after, before, rtol=1e-6, atol=1e-7)
 
