@@ -4,7 +4,10 @@ Each RUN_DIR is a `synth evolve` run on a `nasbench201:<dataset>@N` sample. Ever
 run's benchmark (its search and its test split) is left out; from the rest of the 15,625 cells a
 seeded sample of `--cells` is drawn, and each run's exported proxy and each zoo proxy of `--zoo` are
 scored on it under the runs' own probe (the runs must share one), through the zoo's per-architecture
-cache, so an interrupted call resumes. It prints Kendall tau-b and Spearman with the 200-epoch test
+cache, so an interrupted call resumes. The evolved formulas are scored by the engine (`Proxy.score`,
+which the tests hold equal to the exported proxy.py) from one forward and backward pass per cell that
+collects the union of the statistics they read, so N runs cost about one, not N; the first run's
+seconds per cell include that pass. It prints Kendall tau-b and Spearman with the 200-epoch test
 accuracy on cifar10, cifar100 and ImageNet16-120: per run, the evolved proxies' mean and spread over
 the runs, then the zoo proxies on the same cells. Nothing here feeds back into a run.
 
@@ -14,6 +17,7 @@ the runs, then the zoo proxies on the same cells. Nothing here feeds back into a
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import time
@@ -22,10 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from synth.bench import benchmark_space, load_benchmark
+from synth.estimator import Evolution
 from synth.fitness import correlation
 from synth.rundir import json_text, write_text
 from synth.probe import Probe
-from synth.zoo.scoring import resolve_proxies, score_architectures
+from synth.runtime import collect_statistics
+from synth.zoo import FAMILIES, ProxySpec
+from synth.zoo.scoring import ZooEntry, resolve_proxies, score_architectures
 
 DATASETS = ["cifar10", "cifar100", "ImageNet16-120"]
 METRICS = ("kendall", "spearman")
@@ -59,6 +66,40 @@ def held_out_cells(records: list[dict], n: int, seed: int):
     unseen = [i for i, cell in enumerate(table.meta.arch_ids) if cell not in seen]
     rows = sorted(np.random.default_rng(seed).choice(unseen, min(n, len(unseen)), replace=False).tolist())
     return table.subset(rows), len(seen)
+
+
+class SharedStatistics:
+    """The statistics every evolved formula reads, collected once per network: the first formula to
+    score a network collects them, the others read them (the network is held so that a new one is
+    never mistaken for it)."""
+
+    def __init__(self, needed: set[str], probe: Probe):
+        self.needed = needed  # statistics of all formulas' terminals
+        self.probe = probe
+        self.model, self.stats = None, None
+
+    def of(self, model, inputs, targets) -> dict:
+        if model is not self.model:
+            self.model, self.stats = None, None
+            self.stats = collect_statistics(model, inputs, targets, self.needed, self.probe.max_rows, self.probe.seed)
+            self.model = model
+        return self.stats
+
+
+def evolved_entries(run_dirs: list[Path], probe: Probe) -> list[ZooEntry]:
+    """One zoo entry per run: its winning formula, evaluated by the engine on shared statistics; the
+    cache key is the digest of the run's exported proxy.py, as when that file itself is scored."""
+    proxies = [Evolution.load(d).best for d in run_dirs]
+    shared = SharedStatistics({stat for p in proxies for stat in p.statistics.values()}, probe)
+    entries = []
+    for run_dir, proxy in zip(run_dirs, proxies):
+        def score(model, inputs, targets, loss_fn, proxy=proxy):
+            return proxy.score_statistics(shared.of(model, inputs, targets))
+
+        spec = ProxySpec(name=str(run_dir), fn=score, paper=f"synth evolved proxy: {proxy.formula}", families=FAMILIES)
+        digest = hashlib.sha256((run_dir / "proxy.py").read_bytes()).hexdigest()[:16]
+        entries.append(ZooEntry(str(run_dir), spec, digest))
+    return entries
 
 
 def correlations(scores: np.ndarray, targets: dict[str, np.ndarray]) -> dict:
@@ -96,7 +137,7 @@ def main() -> None:
     bench, excluded = held_out_cells(records, args.cells, args.seed)
     space = benchmark_space(bench)
     names = [str(d) for d in args.runs] + [z for z in args.zoo.split(",") if z]
-    entries = resolve_proxies(names, space)
+    entries = evolved_entries(args.runs, probe) + resolve_proxies(names[len(args.runs):], space)
     print(f"{len(bench)} held-out cells (seed {args.seed}; {excluded} cells of the runs' benchmarks left out), "
           f"probe {probe.dataset} x {probe.batch_size}", flush=True)
     start, last = time.perf_counter(), [0.0]

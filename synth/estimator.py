@@ -68,15 +68,24 @@ class Proxy:
         return proxy_source(self._formula, _grammar(self.grammar, self.allow_plugins), Probe(**self.probe), self.fitness,
                             __version__)
 
+    @property
+    def statistics(self) -> dict[str, str]:
+        """{terminal: statistic} of the terminals the formula reads: what a pass must collect."""
+        grammar = _grammar(self.grammar, self.allow_plugins)
+        return {symbol.name: grammar.terminals[symbol.name].stat for symbol in self.sympy.free_symbols}
+
     def score(self, model, inputs, targets) -> float:
         """The formula's score of `model` on one probe batch (higher is predicted better): the
         statistics its terminals name, collected with the run's activation-row subset, then the
         formula evaluated by the engine, as the run scored its benchmark's networks."""
-        grammar = _grammar(self.grammar, self.allow_plugins)
-        stat_of = {symbol.name: grammar.terminals[symbol.name].stat for symbol in self.sympy.free_symbols}
-        stats = collect_statistics(model, inputs, targets, set(stat_of.values()), self.probe.get("max_rows"),
+        stats = collect_statistics(model, inputs, targets, set(self.statistics.values()), self.probe.get("max_rows"),
                                    self.probe.get("seed", 0))
-        return evaluate(self.sympy, {name: stats[stat] for name, stat in stat_of.items()})
+        return self.score_statistics(stats)
+
+    def score_statistics(self, stats: dict) -> float:
+        """The formula on statistics already collected ({statistic: value}, a superset of
+        `statistics`' values under this run's probe): several formulas can share one pass."""
+        return evaluate(self.sympy, {name: stats[stat] for name, stat in self.statistics.items()})
 
 
 @functools.lru_cache(maxsize=8)

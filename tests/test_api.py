@@ -76,6 +76,27 @@ def test_best_exports_the_run_proxy_and_scores_as_the_run_did(fitted, small_benc
         assert direct == pytest.approx(engine, rel=1e-5, abs=1e-6) and by_file == pytest.approx(engine, rel=1e-5, abs=1e-6)
 
 
+def test_formulas_share_one_pass_of_statistics(fitted, small_bench):
+    """score_statistics on one pass collecting what every hall-of-fame formula reads gives each
+    formula's own score (a pass of its statistics alone)."""
+    from synth.probe import Probe
+    from synth.runtime import collect_statistics
+
+    hof = fitted.hall_of_fame[:4]
+    bench = synth.load_benchmark(str(small_bench))
+    space = synth.load_space(bench.space)
+    probe = Probe(**fitted.record.probe)
+    inputs, targets = probe.batch(space)
+    needed = {stat for p in hof for stat in p.statistics.values()}
+    assert len(needed) > min(len(p.statistics) for p in hof)  # the shared pass collects more than some formula reads
+    for row in fitted.record.split["test"][:2]:
+        model = space.build(bench.archs[row], seed=probe.init_seed)
+        shared = collect_statistics(model, inputs, targets, needed, probe.max_rows, probe.seed)
+        for proxy in hof:
+            model.zero_grad(set_to_none=True)
+            assert proxy.score_statistics(shared) == pytest.approx(proxy.score(model, inputs, targets), rel=1e-5, abs=1e-6)
+
+
 def test_save_writes_the_same_run_directory_and_load_reads_it(fitted, tmp_path):
     saved = fitted.save(tmp_path / "copy")
     for name in ("run.json", "proxy.py", "hall_of_fame.csv", "checkpoint.json"):
