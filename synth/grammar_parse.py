@@ -28,13 +28,20 @@ def suggest(name, known) -> str:
     return did_you_mean(name, known) or f" (known: {', '.join(sorted(known))})"
 
 
-def parse_types(ctx, raw) -> dict[str, TypeDef]:
+def _entries(ctx, raw, section: str, allowed_keys):
+    """(name, spec, 'section.name') of a section that must be a non-empty mapping of named entries,
+    each entry's keys checked against `allowed_keys`."""
     if not isinstance(raw, dict) or not raw:
-        raise ctx.error(raw, "types", "must be a non-empty mapping of type names")
-    types = {}
+        raise ctx.error(raw, section, f"must be a non-empty mapping of {section[:-1]} names")
     for name, spec in raw.items():
-        where = f"types.{name}"
-        ctx.check_keys(spec, _TYPE_KEYS, where)
+        where = f"{section}.{name}"
+        ctx.check_keys(spec, allowed_keys, where)
+        yield name, spec, where
+
+
+def parse_types(ctx, raw) -> dict[str, TypeDef]:
+    types = {}
+    for name, spec, where in _entries(ctx, raw, "types", _TYPE_KEYS):
         kind = spec.get("kind")
         if kind not in KINDS:
             raise ctx.error(ctx.line_of(spec, "kind"), f"{where}.kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -71,12 +78,8 @@ def parse_groups(ctx, raw, types) -> dict[str, list[str]]:
 
 
 def parse_terminals(ctx, raw, types) -> dict[str, Terminal]:
-    if not isinstance(raw, dict) or not raw:
-        raise ctx.error(raw, "terminals", "must be a non-empty mapping of terminal names")
     terminals = {}
-    for name, spec in raw.items():
-        where = f"terminals.{name}"
-        ctx.check_keys(spec, _TERMINAL_KEYS, where)
+    for name, spec, where in _entries(ctx, raw, "terminals", _TERMINAL_KEYS):
         if not str(name).isidentifier():
             raise ctx.error(ctx.line_of(raw, name), where, "a terminal name must be an identifier")
         type_name = spec.get("type")

@@ -136,22 +136,23 @@ def _elementwise(fn, x):
     return float(fn(torch.tensor(float(x))))
 
 
-def _whole(flat_fn, tensor_fn, x):
-    """An op whose value depends on the whole tensor: `flat_fn(Layers) -> Layers`, `tensor_fn` otherwise."""
+def _on_tensor(flat_fn, tensor_fn, x, what: str):
+    """`flat_fn(Layers)` or `tensor_fn(tensor)`: an op that needs a tensor argument (`what` it is, for the error)."""
     if isinstance(x, Layers):
         return flat_fn(x)
     if isinstance(x, torch.Tensor):
         return tensor_fn(x)
-    raise ValueError("a normalisation needs a tensor argument, not a constant")
+    raise ValueError(f"{what} needs a tensor argument, not a constant")
+
+
+def _whole(flat_fn, tensor_fn, x):
+    """An op whose value depends on the whole tensor: `flat_fn(Layers) -> Layers`, `tensor_fn` otherwise."""
+    return _on_tensor(flat_fn, tensor_fn, x, "a normalisation")
 
 
 def _reduce(flat_fn, tensor_fn, x):
     """A reduction: Layers -> 1-D tensor (one value per layer); tensor -> 0-d tensor."""
-    if isinstance(x, Layers):
-        return flat_fn(x)
-    if isinstance(x, torch.Tensor):
-        return tensor_fn(x)
-    raise ValueError("a reduction needs a tensor argument, not a constant")
+    return _on_tensor(flat_fn, tensor_fn, x, "a reduction")
 
 
 def _pairwise(fn, a, b):
