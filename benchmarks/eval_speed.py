@@ -12,6 +12,10 @@ Prints, measured side by side in one run on the same architectures (medians over
 
     python benchmarks/eval_speed.py --space autoformer-tiny --archs 4 --batch 16 --device cpu
     python benchmarks/eval_speed.py --space autoformer-tiny --archs 8 --batch 128 --device cuda
+    python benchmarks/eval_speed.py --space nasbench201 --grammar cnn --archs 8 --batch 32 --probe-data photos
+
+The programs timed are PROGRAMS below for the ViT grammar, and any other grammar's named programs
+(cnn.yaml: params, snip, grad_norm, nwot, zico, ...), so NAS-Bench-201 cells get the same row.
 
 With `--run RUN_DIR` it prints the run-level figure instead: every distinct program a real
 `synth evolve` run scored (run.json's `programs`, or the checkpoint's memo), re-scored over the
@@ -57,13 +61,15 @@ PROGRAMS = {
 }
 
 
-REDUCTIONS = {"mean", "std", "tsum", "fro", "l1", "nuclear"}  # sympy nodes taking a layer's tensor to a scalar
+AGGREGATIONS = {"layer_mean", "layer_sum"}  # sympy nodes taking one scalar per layer to a network scalar
+POOLED = {"hamming_kernel"}  # per-sample kernels summed over layers
 MATRIX_PRODUCTS = {"matmul": lambda a, b: a @ b, "matmul_tn": lambda a, b: a.T @ b, "matmul_nt": lambda a, b: a @ b.T}
 
 
 def naive_evaluate(expr, per_layer: dict[str, list]) -> float:
-    """The formula as a straightforward loop: tensor values are lists of per-layer tensors,
-    every op runs once per layer, reductions stack one scalar per layer."""
+    """The formula as a straightforward loop: tensor values are lists of per-layer tensors (a
+    per-layer scalar statistic, a list of 0-d tensors), every op runs once per layer, aggregations
+    stack one scalar per layer, kernels are summed over layers."""
 
     def walk(node):
         if node.is_Symbol:
@@ -71,14 +77,18 @@ def naive_evaluate(expr, per_layer: dict[str, list]) -> float:
         if node.is_Number:
             return float(node)
         args = [walk(a) for a in (node.args if not node.is_Pow else (node.base,))]
-        fn = MATRIX_PRODUCTS.get(type(node).__name__) or getattr(runtime, runtime_name(node))
+        name = type(node).__name__
+        fn = MATRIX_PRODUCTS.get(name) or getattr(runtime, runtime_name(node))
         if node.is_Pow:
             fn = lambda x, e=float(node.exp): runtime.op_pow(x, e)  # noqa: E731
         lists = [a for a in args if isinstance(a, list)]
         if not lists:
             return fn(*args)
-        per = [fn(*(a[i] if isinstance(a, list) else a for a in args)) for i in range(len(lists[0]))]
-        return torch.stack(per) if type(node).__name__ in REDUCTIONS else per
+        if name in AGGREGATIONS:
+            return fn(torch.stack(lists[0]))
+        if name in POOLED:
+            return sum(fn(Layers.from_list([m])) for m in lists[0])
+        return [fn(*(a[i] if isinstance(a, list) else a for a in args)) for i in range(len(lists[0]))]
 
     return float(walk(expr))
 
@@ -199,7 +209,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=256, help="activation rows kept per layer in the cache")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--grammar", default="vit")
+    parser.add_argument("--grammar", default="vit", help="vit times PROGRAMS; another grammar its named programs")
+    parser.add_argument("--probe-data", default="gaussian", help="gaussian, digits or photos (default: gaussian)")
     parser.add_argument("--run", default=None, metavar="RUN_DIR", help="print the run-level figure for this run's programs")
     parser.add_argument("--programs", type=int, default=0, help="with --run: only the first N programs (default: all)")
     args = parser.parse_args()
@@ -211,8 +222,9 @@ def main() -> None:
     space = load_space(args.space)
     grammar = load_grammar(args.grammar)
     programs = ProgramSpace(grammar)
-    formulas = {name: to_formula(programs.parse(text), grammar) for name, text in PROGRAMS.items()}
-    probe = Probe(dataset="gaussian", batch_size=args.batch, max_rows=args.rows)
+    texts = PROGRAMS if Path(grammar.path).stem == "vit" else grammar.programs
+    formulas = {name: to_formula(programs.parse(text), grammar) for name, text in texts.items()}
+    probe = Probe(dataset=args.probe_data, batch_size=args.batch, max_rows=args.rows)
     inputs, targets = probe.batch(space)
     archs = space.sample_distinct(args.archs or 4, seed=0)
     bandwidth = read_bandwidth(args.device)
@@ -235,8 +247,8 @@ def main() -> None:
 
         passes.append(timed(forward_backward, args.device, max(1, args.repeats // 2)))
         values = grammar.terminal_values(record)
-        values = {k: Layers(v.data.to(args.device), Layout.of(v.layout.shapes, args.device)) for k, v in values.items()}
-        per_layer = {k: v.matrices() for k, v in values.items()}
+        values = {k: v.to(args.device) for k, v in values.items()}
+        per_layer = {k: (v.matrices() if isinstance(v, Layers) else list(v)) for k, v in values.items()}
         for name, formula in formulas.items():
             fast, loop = evaluate(formula.expr, values), naive_evaluate(formula.expr, per_layer)
             if not math.isclose(fast, loop, rel_tol=1e-3, abs_tol=1e-6):
@@ -249,7 +261,7 @@ def main() -> None:
 
     med = statistics.median
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"space {args.space}, {len(archs)} architectures, probe batch {args.batch} at "
+    print(f"space {args.space}, {len(archs)} architectures, probe {args.probe_data} x {args.batch} at "
           f"{space.fixed.get('img_size')} px, activation rows {args.rows}, device {device_name}")
     print(f"statistics extraction, once per architecture: {med(extract):.4f} s/arch; forward + backward alone: "
           f"{med(passes):.4f} s/arch; read bandwidth {bandwidth / 1e9:.1f} GB/s")

@@ -134,14 +134,10 @@ def _resumed(out_dir: Path, config: EvolveConfig | None, extend: int | None):
 
 
 def _move(stats_per_arch, device):
+    """Every statistic (Layers or a per-layer tensor) on `device`."""
     if device == "cpu":
         return stats_per_arch
-    from synth.runtime import Layers, Layout
-
-    return [
-        {k: Layers(v.data.to(device), Layout.of(v.layout.shapes, device)) for k, v in record.items()}
-        for record in stats_per_arch
-    ]
+    return [{k: v.to(device) for k, v in record.items()} for record in stats_per_arch]
 
 
 def run_evolve(

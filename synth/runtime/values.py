@@ -88,6 +88,10 @@ class Layers:
     def with_data(self, data):
         return Layers(data, self.layout)
 
+    def to(self, device):
+        """The same layers on `device` (as `Tensor.to`, so any statistic's value moves alike)."""
+        return Layers(self.data.to(device), Layout.of(self.layout.shapes, device))
+
     def float(self):
         return self if self.data.dtype == torch.float32 else Layers(self.data.float(), self.layout)
 
