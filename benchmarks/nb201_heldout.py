@@ -130,6 +130,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="seed of the held-out sample (default: 1)")
     parser.add_argument("--zoo", default="params,nwot,synflow,snip,zico", help="zoo proxies scored beside them")
     parser.add_argument("--json", type=Path, default=None, help="write every figure as JSON")
+    parser.add_argument("--part", default=None, metavar="K/N",
+                        help="only fill the cache for every N-th cell from the K-th (run N processes with K = 0..N-1, "
+                             "then once without --part for the figures)")
     args = parser.parse_args()
 
     records = run_records(args.runs)
@@ -147,6 +150,12 @@ def main() -> None:
             last[0] = time.perf_counter()
             print(f"  scored {done}/{total} cells, {last[0] - start:.0f} s", flush=True)
 
+    if args.part:
+        k, n = (int(x) for x in args.part.split("/"))
+        archs = bench.archs[k::n]
+        print(f"part {k}/{n}: {len(archs)} cells", flush=True)
+        score_architectures(entries, space, archs, probe, progress=progress)
+        return
     scored = score_architectures(entries, space, bench.archs, probe, progress=progress)
     results = {entry.name: correlations(scored[entry.name]["scores"], bench.targets) for entry in entries}
     header = f"{'proxy':34s} " + "  ".join(f"{d[:8]} {m[:3]}" for d in DATASETS for m in METRICS)
