@@ -11,6 +11,10 @@ import json
 
 import numpy as np
 
+from synth.cache import cache_root
+from synth.rundir import write_json
+from synth.space import arch_key, count_params
+
 __all__ = ["size_baselines", "arch_size"]
 
 
@@ -19,7 +23,6 @@ def arch_size(space, arch, flops: bool = True) -> list[float]:
     meta device: nothing is initialised or computed, so it costs one network construction."""
     import torch
 
-    from synth.space import count_params
     from synth.zoo.size import multiply_adds
 
     size, chans = space.fixed.get("img_size", 224), space.fixed.get("in_chans", 3)
@@ -30,10 +33,6 @@ def arch_size(space, arch, flops: bool = True) -> list[float]:
 
 def size_baselines(space, archs) -> dict[str, np.ndarray]:
     """{'params': count per architecture, 'flops': multiply-adds of one forward pass of one image}."""
-    from synth.rundir import write_json
-    from synth.space import arch_key
-    from synth.cache import cache_root
-
     path = cache_root() / "sizes" / f"{space.name}.json"
     try:
         known = json.loads(path.read_text())

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from synth.datasets import DATASETS, data_digest, photo_probe, probe_batch, probe_from_path
 from synth.errors import InputError
 from synth.space import SearchSpace
 
@@ -30,15 +31,11 @@ class Probe:
         return asdict(self)
 
     def is_path(self) -> bool:
-        from synth.datasets import DATASETS
-
         return self.dataset not in ("gaussian", "photos") and self.dataset not in DATASETS
 
     def fingerprint(self) -> dict:
         """What identifies the probe's numbers in a cache key: its settings, plus a digest of the
         user's data file or folder (names, sizes and modification times) when it is a path."""
-        from synth.datasets import data_digest
-
         if not self.is_path():
             return self.to_dict()
         path = Path(self.dataset)
@@ -56,16 +53,11 @@ class Probe:
             targets = torch.randint(0, classes, (self.batch_size,), generator=generator)
             return inputs, targets
         if self.dataset == "photos":
-            from synth.datasets import photo_probe
-
             return photo_probe(self.batch_size, self.seed, size, channels, classes)
         if self.is_path():
-            from synth.datasets import probe_from_path
-
             if not Path(self.dataset).exists():
                 raise InputError(f"probe data {self.dataset!r}: neither a packaged dataset (digits), 'gaussian', 'photos', nor an existing path")
             return probe_from_path(self.dataset, self.batch_size, self.seed, size, channels, classes)
-        from synth.datasets import probe_batch
 
         return probe_batch(self.dataset, self.batch_size, self.seed)
 
@@ -74,8 +66,6 @@ def default_probe(bench, space: SearchSpace) -> Probe:
     """The benchmark's own training images when synth can load them (its recipe's dataset: a packaged
     one, or the user's folder or tensor file a `synth bench build` trained on), else seeded Gaussian
     noise. 64 images for small (<= 64 px) networks, 16 at 224 px."""
-    from synth.datasets import DATASETS
-
     dataset = (bench.meta.recipe or {}).get("dataset")
     if dataset in DATASETS:
         return Probe()

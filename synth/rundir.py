@@ -13,9 +13,10 @@ import os
 import random
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+from synth import __version__
 from synth.errors import DamagedFileWarning, RunDirError
 from synth.resources import read_json
 
@@ -337,8 +338,6 @@ def versions() -> dict:
     import timm
     import torch
 
-    from synth import __version__
-
     return {
         "synth": __version__,
         "python": platform.python_version(),
@@ -354,6 +353,4 @@ def versions() -> dict:
 def no_progress(description: str, total: int):
     """The progress-bar factory long runs take (`progress(description, total)` -> context yielding
     `advance(done, total=None)`), for callers that show none."""
-    from contextlib import nullcontext
-
     return nullcontext(lambda done, total=None: None)

@@ -6,7 +6,9 @@ import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from synth.datasets import load_dataset
 from synth.errors import InputError
+from synth.resources import read_yaml
 
 __all__ = ["Recipe", "train_and_evaluate", "training_data", "checked_device", "OPTIMIZERS"]
 
@@ -49,8 +51,6 @@ class Recipe:
 
         InputError naming the file and the field for an unknown field, a wrong type or a bad value.
         """
-        from synth.resources import read_yaml
-
         if not Path(path).is_file():
             raise InputError(f"{path}: recipe file not found")
         _, raw = read_yaml(str(path), "data", InputError)  # YAML reads JSON too; an existing path is read as given
@@ -130,8 +130,6 @@ def training_data(recipe: Recipe, space):
 
     InputError naming the data when its labels do not fit the networks' classes.
     """
-    from synth.datasets import load_dataset
-
     fixed = space.fixed
     size, channels = fixed.get("img_size", 224), fixed.get("in_chans", 3)
     data = load_dataset(recipe.dataset, recipe.split_seed, recipe.test_fraction, size, channels)

@@ -8,26 +8,26 @@ so a killed build resumes without retraining what it finished.
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import numpy as np
 
 from synth.bench.load import FORMAT
 from synth.cache import digest
+from synth.datasets import dataset_name, dataset_source
 from synth.errors import InputError
 from synth.pool import imap_jobs, spawn_pool
+from synth.rundir import append_record, open_for_appending, read_jsonl, write_json
 from synth.space import SearchSpace, arch_key, count_params
+from synth.train import checked_device, train_and_evaluate, training_data
 
 __all__ = ["build_benchmark", "seed_noise_summary", "differing_fields"]
 
 
 def _train_job(job):
     """Worker: train one (architecture, seed) pair. Module-level so it pickles for a process pool."""
-    import time
-
     import torch
-
-    from synth.train import train_and_evaluate, training_data
 
     space, arch, seed, recipe, device = job
     torch.set_num_threads(1)
@@ -53,8 +53,6 @@ def _finished_records(partial: Path, provenance: dict) -> dict[tuple[str, int], 
 
     A line cut short by a kill is skipped (that job runs again); a record of another recipe is an InputError.
     """
-    from synth.rundir import read_jsonl
-
     done = {}
     for record in read_jsonl(partial):
         if record.get("recipe_digest") != provenance["recipe_digest"]:
@@ -93,10 +91,6 @@ def build_benchmark(
     `device` is 'cpu' or 'cuda' (then `workers` must be 1). `progress(done, total)` is called
     after each job when given; `meta` is recorded in the file (e.g. how the architectures were chosen).
     """
-    from synth.datasets import dataset_name, dataset_source
-    from synth.rundir import append_record, open_for_appending, write_json
-    from synth.train import checked_device, training_data
-
     if device != "cpu" and workers > 1:
         raise InputError(f"--workers {workers} with device {device!r}: training on a GPU uses one process (--workers 1)")
     device = checked_device(device)

@@ -20,6 +20,7 @@ not trained, and placed among all of its architectures.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -27,7 +28,11 @@ import numpy as np
 
 from synth.bench.build import build_benchmark
 from synth.bench.load import benchmark_space
-from synth.errors import InputError
+from synth.errors import InputError, RunDirError
+from synth.rundir import CHECKPOINT, RUN_RECORD, read_record
+from synth.search.config import RESULT
+from synth.space import arch_key
+from synth.train import Recipe
 
 __all__ = ["records_recipe", "benchmark_recipe", "placement", "seed_noise_placement", "search_picks", "check_picks",
            "lookup_picks"]
@@ -41,8 +46,6 @@ def records_recipe(bench) -> bool:
 def benchmark_recipe(bench):
     """(Recipe, seeds) the benchmark was trained with; InputError when it does not record them
     (published benchmarks such as ViT-Bench-101 were trained elsewhere, with recipes synth cannot rerun)."""
-    from synth.train import Recipe
-
     if not records_recipe(bench):
         raise InputError(f"benchmark {bench.name!r} records no training recipe and seeds, so picks cannot be trained "
                          "the way its architectures were (use a benchmark built by synth bench build)")
@@ -95,8 +98,6 @@ def seed_noise_placement(bench_seed_accs: list, pick_seed_accs, same_as: int | N
 
 def _is_evolve_checkpoint(path: Path) -> bool:
     """Whether `path` is a synth evolve checkpoint (it names a grammar; a search's does not)."""
-    import json
-
     try:
         return path.is_file() and "grammar" in json.loads(path.read_text())
     except (OSError, ValueError, TypeError):
@@ -105,10 +106,6 @@ def _is_evolve_checkpoint(path: Path) -> bool:
 
 def search_picks(search_dir: Path, top: int = 1) -> list[dict]:
     """The best `top` architectures of a finished search, with its proxy and seed."""
-    from synth.errors import RunDirError
-    from synth.rundir import CHECKPOINT, RUN_RECORD, read_record
-    from synth.search.config import RESULT
-
     search_dir = Path(search_dir)
     if not (search_dir / RESULT).is_file() and ((search_dir / RUN_RECORD).is_file() or _is_evolve_checkpoint(search_dir / CHECKPOINT)):
         raise RunDirError(f"{search_dir}: a synth evolve run, not a search: pick architectures with its proxy first "
@@ -125,8 +122,6 @@ def check_picks(bench, picks: list[dict], out: Path, workers: int = 1, device: s
     """Train every distinct picked architecture with the benchmark's recipe and seeds (results kept in
     `out`, resumable like `synth bench build`) and place each pick in the benchmark's distribution,
     with the placement's spread under seed noise (`seed_noise`, None without per-seed accuracies)."""
-    from synth.space import arch_key
-
     space = _same_space(bench, picks)
     recipe, seeds = benchmark_recipe(bench)
     distinct = list({arch_key(p["arch"]): p["arch"] for p in picks}.values())
@@ -170,8 +165,6 @@ def lookup_picks(bench, picks: list[dict]) -> list[dict]:
     name of the architecture where it has one (NAS-Bench-201's cell string). InputError for a pick the
     benchmark does not hold, or holds without an accuracy for a task.
     """
-    from synth.space import arch_key
-
     _same_space(bench, picks)
     row_of = {arch_key(a): i for i, a in enumerate(bench.archs)}
     ids = bench.meta.arch_ids
@@ -195,8 +188,6 @@ def lookup_picks(bench, picks: list[dict]) -> list[dict]:
 
 def _benchmark_seed_accs(bench, task: str) -> list | None:
     """Per-seed accuracies of every benchmark architecture, in benchmark order; None unless all rows have them."""
-    from synth.space import arch_key
-
     per_arch = {arch_key(row["arch"]): (row.get("seed_acc") or {}).get(task) for row in bench.meta.rows or []}
     values = [per_arch.get(arch_key(a)) for a in bench.archs]
     if any(v is None for v in values):

@@ -18,7 +18,7 @@ from synth.bench.record import Benchmark, BenchMeta, accuracy, targets_and_missi
 from synth.bench.sources import find_source, load_rows_file, rows_to_benchmark, source_for_rows, source_names
 from synth.errors import BenchError
 from synth.resources import read_json, resource_dir
-from synth.space import SearchSpace
+from synth.space import SearchSpace, load_space
 
 __all__ = ["load_benchmark", "require_rankable", "benchmark_space", "read_synth_benchmark", "DEFAULT_BENCHMARK", "FORMAT"]
 
@@ -81,8 +81,6 @@ def _load(source: str | None, tasks: list[str] | None) -> Benchmark:
 def benchmark_space(bench: Benchmark) -> SearchSpace:
     """The search space of `bench`, with the fixed options its dataset needs (`meta.space_fixed`,
     e.g. 120 classes at 16 px for nasbench201-zc:ImageNet16-120) applied."""
-    from synth.space import load_space
-
     space = load_space(bench.space)
     overrides = bench.meta.space_fixed
     return dataclasses.replace(space, fixed={**space.fixed, **overrides}) if overrides else space

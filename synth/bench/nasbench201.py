@@ -25,6 +25,7 @@ import numpy as np
 from synth.bench.record import Benchmark, BenchMeta, accuracy, sample_rows, targets_and_missing
 from synth.bench.sources import SOURCES, NamedSource, resolve_files
 from synth.errors import BenchError, SpaceError, did_you_mean
+from synth.models import nasbench201_arch, nasbench201_from_string
 from synth.resources import read_json
 
 __all__ = ["NB201_ZC_DATASETS", "NB201_ZC_PROXIES", "NB201_TABLE_COLUMNS", "load_nasbench201_zc", "load_nasbench201_table"]
@@ -62,8 +63,6 @@ def load_nasbench201_zc(source: str, named: NamedSource, tasks=None) -> Benchmar
     architecture, NaN where absent; kept as stored otherwise, -inf included}), `space_fixed`
     (the dataset's overrides of the space's fixed options), `dataset`, `path`, `missing`.
     """
-    from synth.models import nasbench201_arch
-
     base, _, dataset = source.partition(":")
     if dataset not in NB201_ZC_DATASETS:
         raise _unknown_dataset(source, named, dataset)
@@ -129,8 +128,6 @@ def _table_request(source: str, named: NamedSource) -> tuple[str, str, int | Non
 
 def _read_table(path: Path) -> tuple[list[dict], list[str], dict[str, list[float]]]:
     """(architectures, cell strings, accuracy per dataset) of every row of the NAS-Bench-201 CSV, in file order."""
-    from synth.models import nasbench201_from_string
-
     needed = ["arch", *NB201_TABLE_COLUMNS.values()]
     with open(path, newline="") as stream:
         reader = csv.DictReader(stream)

@@ -30,12 +30,14 @@ import sys
 import types
 from pathlib import Path
 
+from synth.config import config_from
 from synth.errors import ConfigError
+from synth.rundir import locked_run_dir, new_run_dir, refuse_existing_run
 from synth.search.config import CHECKPOINT, EVALUATED, RESULT, SEARCH_FORMAT, SearchConfig, SearchPick, SearchResult, parse_count
 from synth.search.loop import run_search
 from synth.search.memo import crossover, mutate
 from synth.search.scorer import search_probe
-from synth.space import SearchSpace
+from synth.space import SearchSpace, load_space
 
 __all__ = ["SearchConfig", "SearchPick", "SearchResult", "mutate", "crossover", "run_search", "search", "search_probe",
            "parse_count", "SEARCH_FORMAT", "RESULT", "CHECKPOINT", "EVALUATED"]
@@ -67,10 +69,6 @@ def search(proxy: str | None = None, space: str | SearchSpace | None = None, *, 
     Example:
         >>> synth.search("params", "vit-digits", out="runs/s", population=8, iterations=2)  # doctest: +SKIP
     """
-    from synth.config import config_from
-    from synth.rundir import locked_run_dir, new_run_dir, refuse_existing_run
-    from synth.space import load_space
-
     config = None
     if resume:
         if settings or proxy or space:

@@ -13,7 +13,7 @@ from synth.rundir import no_progress, read_checked_record, rng_state, seeded_rng
 from synth.search.config import CHECKPOINT, EVALUATED, RESULT, SEARCH_FORMAT, SearchConfig, SearchResult
 from synth.search.memo import SearchMemo
 from synth.search.scorer import Scorer, search_probe
-from synth.space import SearchSpace, arch_key
+from synth.space import SearchSpace, arch_key, load_space
 
 __all__ = ["run_search"]
 
@@ -31,8 +31,6 @@ def run_search(proxy: str, space: SearchSpace | None, config: SearchConfig | Non
     """Search `space` with `proxy` (a zoo name, an exported proxy.py or a run directory); write
     `out`/search.json and return it. With `resume`, continue the search in `out` from its checkpoint
     (its proxy, space, settings and probe are taken from there)."""
-    from synth.space import load_space
-
     out = Path(out)
     log = log or (lambda message: None)
     if resume:

@@ -10,6 +10,7 @@ import math
 import random
 from pathlib import Path
 
+from synth.baselines import arch_size
 from synth.errors import InputError
 from synth.rundir import append_record, open_for_appending, read_jsonl
 from synth.search.config import EVALUATED, SearchConfig
@@ -103,8 +104,6 @@ class SearchMemo:
 
     def size(self, arch: dict, flops: bool = True) -> list:
         """[params, multiply-adds], memoised; multiply-adds only measured when asked for."""
-        from synth.baselines import arch_size
-
         key = arch_key(arch)
         known = self.sizes.get(key)
         if known is None or (flops and known[1] is None):

@@ -3,10 +3,12 @@ the proxy on each network, in this process or in a pool of worker processes."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from synth.pool import imap_jobs, spawn_pool
 from synth.probe import Probe, noise_probe
+from synth.rundir import RUN_RECORD, read_record
 from synth.space import SearchSpace
 
 __all__ = ["Scorer", "search_probe"]
@@ -16,10 +18,6 @@ def search_probe(space: SearchSpace, proxy: str, overrides: dict):
     """The probe batch a proxy is scored with: for a run directory evolved on this very space, the
     run's own probe (the proxy is then measured as it was found); otherwise seeded Gaussian noise,
     64 images for small inputs and 16 at 224 px, as for published benchmarks. `overrides` win."""
-    from dataclasses import replace
-
-    from synth.rundir import RUN_RECORD, read_record
-
     probe = None
     record = Path(proxy) / RUN_RECORD
     if record.is_file():
