@@ -6,7 +6,6 @@ import filecmp
 import importlib.util
 import json
 import re
-import time
 
 import numpy as np
 import pytest
@@ -193,8 +192,6 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     section = text.split("## Python API", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     monkeypatch.chdir(tmp_path)
-    started = time.perf_counter()
     exec(compile(code, "README.md (Python API)", "exec"), {})
-    assert time.perf_counter() - started < 120
     printed = capsys.readouterr().out
     assert "complexity" in printed and (tmp_path / "runs" / "api-search" / "search.json").is_file()
