@@ -192,3 +192,17 @@ def test_network_level_unary_ops_simplify_evaluate_and_export(tmp_path):
     spec.loader.exec_module(module)
     assert module.score(model, inputs, targets) == pytest.approx(engine, rel=1e-6)
     assert np.isfinite(engine)
+
+
+def test_every_statistic_value_moves_to_another_device():
+    """Per-layer tensors (cnn.yaml's counts and depths) move beside Layers: run_evolve's move to a GPU,
+    tried on torch's 'meta' device, which any machine has; the old move read `.layout` of every value."""
+    import torch
+
+    from synth.run import _move
+    from synth.runtime import Layers
+
+    layers = Layers.from_list([torch.ones(2, 3), torch.ones(4, 5)])
+    moved = _move([{"conv.weight": layers, "conv.depth": torch.arange(3.0)}], "meta")[0]
+    assert moved["conv.weight"].data.device.type == "meta" and moved["conv.depth"].device.type == "meta"
+    assert moved["conv.weight"].layout.shapes == ((2, 3), (4, 5))
