@@ -8,7 +8,10 @@ from dataclasses import asdict, dataclass, fields
 
 from synth.errors import ConfigError, did_you_mean
 
-__all__ = ["EvolveConfig", "MODES", "config_from"]
+# correlations a JCM may use (synth.fitness.correlation); weighted_kendall is scipy's weightedtau
+FITNESS_METRICS = ("kendall", "spearman", "pearson", "weighted_kendall")
+
+__all__ = ["EvolveConfig", "MODES", "FITNESS_METRICS", "config_from"]
 
 MODES = ("steady", "generational")
 
@@ -59,7 +62,7 @@ class EvolveConfig:
             ("margin", self.margin >= 0, "must be >= 0"),
             ("top_k", 1 <= self.top_k <= self.sample_size, "needs 1 <= top-k <= sample-size"),
             ("max_retries", self.max_retries >= 1, "must be >= 1"),
-            ("metric", self.metric in ("kendall", "spearman", "pearson"), "must be kendall, spearman or pearson"),
+            ("metric", self.metric in FITNESS_METRICS, f"must be one of {', '.join(FITNESS_METRICS)}"),
             ("join", self.join in ("mean", "min"), "must be mean or min"),
             ("search_fraction", 0.0 < self.search_fraction < 1.0, "must be in (0, 1)"),
             ("time_limit", self.time_limit >= 0 and math.isfinite(self.time_limit), "must be a finite number >= 0"),

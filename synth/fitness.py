@@ -1,7 +1,9 @@
 """Correlations with accuracy and the joint correlation metric (JCM) used as fitness.
 
-Correlations come from scipy: Kendall tau-b (tie-aware), Spearman and Pearson.
-Rows whose target is missing (NaN) are left out task by task.
+Correlations come from scipy: Kendall tau-b (tie-aware), Spearman and Pearson, which every report
+shows, and, as a fitness only, weighted Kendall (scipy's weightedtau: hyperbolic weights that count
+disagreements among the top-ranked architectures most, which is what a search picking the best
+needs). Rows whose target is missing (NaN) are left out task by task.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ import math
 import numpy as np
 from scipy import stats as sps
 
-__all__ = ["correlation", "correlations", "jcm", "resampled_jcm", "resamples", "INVALID", "METRICS", "resolution", "valid_scores"]
+from synth.config import FITNESS_METRICS
+
+__all__ = ["correlation", "correlations", "jcm", "resampled_jcm", "resamples", "INVALID", "METRICS", "FITNESS_METRICS", "resolution", "valid_scores"]
 
 INVALID = -1.0  # fitness of a program that cannot rank architectures
-METRICS = ("kendall", "spearman", "pearson")
+METRICS = ("kendall", "spearman", "pearson")  # reported everywhere; a JCM may use FITNESS_METRICS
 
 
 def correlation(scores: np.ndarray, target: np.ndarray, metric: str = "kendall") -> float:
@@ -30,8 +34,10 @@ def correlation(scores: np.ndarray, target: np.ndarray, metric: str = "kendall")
         value = sps.spearmanr(x, y).statistic
     elif metric == "pearson":
         value = sps.pearsonr(x, y).statistic
+    elif metric == "weighted_kendall":
+        value = sps.weightedtau(x, y).statistic
     else:
-        raise ValueError(f"unknown correlation {metric!r}; choose from {', '.join(METRICS)}")
+        raise ValueError(f"unknown correlation {metric!r}; choose from {', '.join(FITNESS_METRICS)}")
     return float(value)
 
 

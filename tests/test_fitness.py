@@ -74,3 +74,46 @@ def test_resolution_counts_distinct_scores_and_the_largest_tie():
     assert resolution([3.0, 1.0, 2.0]) == {"architectures": 3, "distinct": 3, "largest_tie": 1}
     assert resolution([0.0, 0.0]) == {"architectures": 2, "distinct": 1, "largest_tie": 2}
     assert resolution([None, float("inf")]) == {"architectures": 0, "distinct": 0, "largest_tie": 0}
+
+
+def _weighted_tau_by_hand(x, y, by):
+    """Vigna's weighted tau without ties, written out: pair weight 1/(r_i + 1) + 1/(r_j + 1), r the
+    0-based rank of each element in decreasing order of `by`."""
+    order = np.argsort(-np.asarray(by))
+    rank = np.empty(len(by), dtype=int)
+    rank[order] = np.arange(len(by))
+    w = 1.0 / (rank + 1)
+    agree = total = 0.0
+    for i in range(len(x)):
+        for j in range(i + 1, len(x)):
+            weight = w[i] + w[j]
+            agree += np.sign(x[i] - x[j]) * np.sign(y[i] - y[j]) * weight
+            total += weight
+    return agree / total
+
+
+def test_weighted_kendall_is_vignas_weighted_tau_averaged_over_both_rankings():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=12), rng.normal(size=12)
+    expected = (_weighted_tau_by_hand(x, y, x) + _weighted_tau_by_hand(x, y, y)) / 2
+    assert correlation(x, y, "weighted_kendall") == pytest.approx(expected, abs=1e-12)
+
+
+def test_weighted_kendall_counts_a_swap_at_the_top_more_than_one_at_the_bottom():
+    accuracy = np.arange(20.0)
+    top_swapped, bottom_swapped = accuracy.copy(), accuracy.copy()
+    top_swapped[[19, 18]] = top_swapped[[18, 19]]
+    bottom_swapped[[0, 1]] = bottom_swapped[[1, 0]]
+    assert correlation(top_swapped, accuracy, "kendall") == correlation(bottom_swapped, accuracy, "kendall")
+    assert correlation(top_swapped, accuracy, "weighted_kendall") < correlation(bottom_swapped, accuracy, "weighted_kendall")
+
+
+def test_weighted_kendall_is_a_fitness_setting_not_a_reported_metric():
+    from synth.config import EvolveConfig
+    from synth.errors import ConfigError
+    from synth.fitness import METRICS
+
+    EvolveConfig(metric="weighted_kendall").validate()
+    assert "weighted_kendall" not in METRICS
+    with pytest.raises(ConfigError, match="weighted_kendall"):
+        EvolveConfig(metric="tau").validate()
