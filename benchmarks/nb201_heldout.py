@@ -17,7 +17,6 @@ the runs, then the zoo proxies on the same cells. Nothing here feeds back into a
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import statistics
 import time
@@ -32,7 +31,7 @@ from synth.rundir import json_text, write_text
 from synth.probe import Probe
 from synth.runtime import collect_statistics
 from synth.zoo import FAMILIES, ProxySpec
-from synth.zoo.scoring import ZooEntry, resolve_proxies, score_architectures
+from synth.zoo.scoring import ZooEntry, exported_proxy_digest, resolve_proxies, score_architectures
 
 DATASETS = ["cifar10", "cifar100", "ImageNet16-120"]
 METRICS = ("kendall", "spearman")
@@ -97,8 +96,7 @@ def evolved_entries(run_dirs: list[Path], probe: Probe) -> list[ZooEntry]:
             return proxy.score_statistics(shared.of(model, inputs, targets))
 
         spec = ProxySpec(name=str(run_dir), fn=score, paper=f"synth evolved proxy: {proxy.formula}", families=FAMILIES)
-        digest = hashlib.sha256((run_dir / "proxy.py").read_bytes()).hexdigest()[:16]
-        entries.append(ZooEntry(str(run_dir), spec, digest))
+        entries.append(ZooEntry(str(run_dir), spec, exported_proxy_digest(run_dir)))
     return entries
 
 

@@ -68,9 +68,10 @@ class Proxy:
         return proxy_source(self._formula, _grammar(self.grammar, self.allow_plugins), Probe(**self.probe), self.fitness,
                             __version__)
 
-    @property
+    @functools.cached_property
     def statistics(self) -> dict[str, str]:
-        """{terminal: statistic} of the terminals the formula reads: what a pass must collect."""
+        """{terminal: statistic} of the terminals the formula reads: what a pass must collect (read
+        once per network by score_statistics, so computed once per proxy)."""
         grammar = _grammar(self.grammar, self.allow_plugins)
         return {symbol.name: grammar.terminals[symbol.name].stat for symbol in self.sympy.free_symbols}
 

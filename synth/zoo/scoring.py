@@ -29,7 +29,7 @@ from synth.rundir import CHECKSUM, checksum_problem, warn_damaged, with_checksum
 from synth.space import SearchSpace, arch_key
 from synth.zoo import FAMILIES, ProxySpec, get_proxy, proxy_names
 
-__all__ = ["ZooEntry", "resolve_proxies", "load_exported_proxy", "score_architectures", "score_network", "zoo_report"]
+__all__ = ["ZooEntry", "exported_proxy_digest", "resolve_proxies", "load_exported_proxy", "score_architectures", "score_network", "zoo_report"]
 
 ZOO_FORMAT = 1  # bump when what a cached score means changes
 
@@ -70,6 +70,13 @@ def load_exported_proxy(path: Path) -> ProxySpec:
                      paper=f"synth evolved proxy: {formula}", families=FAMILIES)
 
 
+def exported_proxy_digest(path: Path) -> str:
+    """The cache key of an exported proxy (a proxy.py, or the one in a run directory): its text's digest,
+    so an edited file is scored again and anything scoring the same formula shares its cache."""
+    path = Path(path)
+    return _digest((path / "proxy.py" if path.is_dir() else path).read_text())
+
+
 def resolve_proxies(requested: list[str] | None, space: SearchSpace) -> list[ZooEntry]:
     """The proxies to run: the requested names or exported proxy paths, else every zoo proxy for the space's family."""
     if not requested:
@@ -80,7 +87,7 @@ def resolve_proxies(requested: list[str] | None, space: SearchSpace) -> list[Zoo
     for item in requested:
         if item.endswith(".py") or Path(item).is_dir():
             proxy = load_exported_proxy(Path(item))
-            digest = _digest((Path(item) / "proxy.py" if Path(item).is_dir() else Path(item)).read_text())
+            digest = exported_proxy_digest(Path(item))
         else:
             try:
                 proxy = get_proxy(item)
