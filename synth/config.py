@@ -8,8 +8,9 @@ from dataclasses import asdict, dataclass, fields
 
 from synth.errors import ConfigError, did_you_mean
 
-# correlations a JCM may use (synth.fitness.correlation); weighted_kendall is scipy's weightedtau
-FITNESS_METRICS = ("kendall", "spearman", "pearson", "weighted_kendall")
+# correlations a JCM may use (synth.fitness.correlation); weighted_kendall is scipy's weightedtau,
+# kendall_top the mean of Kendall tau-b and the accuracy of the proxy's top tenth (top_quality)
+FITNESS_METRICS = ("kendall", "spearman", "pearson", "weighted_kendall", "kendall_top")
 
 __all__ = ["EvolveConfig", "MODES", "FITNESS_METRICS", "config_from"]
 
@@ -26,7 +27,7 @@ class EvolveConfig:
     top_k: int = 3  # the parent is drawn among the subset's k best
     max_retries: int = 10  # mutations tried per iteration before giving up
     subtree_prob: float = 0.3  # chance a mutation first regrows a random subtree
-    metric: str = "kendall"  # kendall | spearman | pearson
+    metric: str = "kendall"  # one of FITNESS_METRICS
     join: str = "mean"  # JCM over tasks: mean | min
     absolute: bool = False  # correlate by |value| (the group's later code) instead of signed
     seed: int = 0

@@ -1,9 +1,11 @@
 """Correlations with accuracy and the joint correlation metric (JCM) used as fitness.
 
 Correlations come from scipy: Kendall tau-b (tie-aware), Spearman and Pearson, which every report
-shows, and, as a fitness only, weighted Kendall (scipy's weightedtau: hyperbolic weights that count
-disagreements among the top-ranked architectures most, which is what a search picking the best
-needs). Rows whose target is missing (NaN) are left out task by task.
+shows, and, as fitness only, two that look at the top of the ranking, which is all a search picking
+the best architecture uses: weighted Kendall (scipy's weightedtau: hyperbolic weights that count
+disagreements among the top-ranked architectures most) and `kendall_top`, the mean of Kendall tau-b
+and the accuracy of the proxy's own top tenth (`top_quality`). Rows whose target is missing (NaN)
+are left out task by task.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from scipy import stats as sps
 
 from synth.config import FITNESS_METRICS
 
-__all__ = ["correlation", "correlations", "jcm", "resampled_jcm", "resamples", "INVALID", "METRICS", "FITNESS_METRICS", "resolution", "valid_scores"]
+__all__ = ["correlation", "correlations", "jcm", "resampled_jcm", "resamples", "INVALID", "METRICS", "FITNESS_METRICS", "resolution", "top_quality", "valid_scores"]
 
 INVALID = -1.0  # fitness of a program that cannot rank architectures
 METRICS = ("kendall", "spearman", "pearson")  # reported everywhere; a JCM may use FITNESS_METRICS
+TOP_SHARE = 0.1  # the share of rows top_quality judges: a tenth of the split, set before any run
 
 
 def correlation(scores: np.ndarray, target: np.ndarray, metric: str = "kendall") -> float:
@@ -36,9 +39,28 @@ def correlation(scores: np.ndarray, target: np.ndarray, metric: str = "kendall")
         value = sps.pearsonr(x, y).statistic
     elif metric == "weighted_kendall":
         value = sps.weightedtau(x, y).statistic
+    elif metric == "kendall_top":
+        value = (sps.kendalltau(x, y, variant="b").statistic + top_quality(x, y)) / 2
     else:
         raise ValueError(f"unknown correlation {metric!r}; choose from {', '.join(FITNESS_METRICS)}")
     return float(value)
+
+
+def top_quality(scores, target, share: float = TOP_SHARE) -> float:
+    """How good the architectures a proxy ranks highest are, in [-1, 1]: the mean accuracy quantile
+    (0 for the worst row, 1 for the best, ties averaged) of the proxy's top `share` of the rows,
+    rescaled so that a random proxy expects 0. Kendall's tau counts a swap among the worst cells as
+    much as one among the best; a search keeps only the best, and a proxy whose top is crowded by
+    large but poorly trainable cells picks one of them. Proxy ties at the cut share the remaining
+    places equally, which is the expectation over every way of breaking them."""
+    x, y = np.asarray(scores, dtype=float), np.asarray(target, dtype=float)
+    n = len(x)
+    k = max(1, int(round(share * n)))
+    quantile = (sps.rankdata(y) - 1) / (n - 1)
+    first = sps.rankdata(-x, method="min")  # 1-based place of the first member of each tie group
+    group = sps.rankdata(-x, method="max") - first + 1
+    weight = np.clip(k - (first - 1), 0, group) / group
+    return float(2 * np.dot(weight, quantile) / k - 1)
 
 
 def correlations(scores, targets: dict[str, np.ndarray], rows) -> dict[str, dict[str, float]]:

@@ -1,11 +1,13 @@
 """Correlations and JCM against hand-worked values."""
 
+import itertools
 import math
 
 import numpy as np
 import pytest
+from scipy import stats as sps
 
-from synth.fitness import INVALID, correlation, correlations, jcm, valid_scores, resolution
+from synth.fitness import INVALID, correlation, correlations, jcm, resolution, top_quality, valid_scores
 
 
 def kendall_tau_b_by_hand(x, y):
@@ -117,3 +119,40 @@ def test_weighted_kendall_is_a_fitness_setting_not_a_reported_metric():
     assert "weighted_kendall" not in METRICS
     with pytest.raises(ConfigError, match="weighted_kendall"):
         EvolveConfig(metric="tau").validate()
+
+
+def _top_quality_by_tie_breaks(x, y, k):
+    """top_quality written out: the mean accuracy quantile of the k highest-scored rows, averaged
+    over every order of breaking ties among the scores."""
+    n = len(x)
+    quantile = {i: sum((y[i] > y[j]) + 0.5 * (y[i] == y[j]) for j in range(n) if j != i) / (n - 1) for i in range(n)}
+    values = []
+    for order in itertools.permutations(range(n)):
+        ranked = sorted(order, key=lambda i: -x[i])  # stable: the permutation breaks ties
+        values.append(np.mean([quantile[i] for i in ranked[:k]]))
+    return 2 * np.mean(values) - 1
+
+
+def test_top_quality_matches_the_tie_broken_mean_of_the_top_rows():
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=7)
+    y[3] = y[1]  # a tie in accuracy
+    for x in (rng.normal(size=7), np.array([3.0, 2.0, 2.0, 2.0, 1.0, 0.0, 0.0])):
+        for share in (0.15, 0.3, 0.5):
+            k = max(1, round(share * 7))
+            assert top_quality(x, y, share) == pytest.approx(_top_quality_by_tie_breaks(x, y, k), abs=1e-12)
+
+
+def test_top_quality_sees_only_the_top_and_kendall_top_averages_it_with_kendall():
+    accuracy = np.arange(40.0)
+    assert top_quality(accuracy, accuracy) == pytest.approx(2 * np.mean(np.arange(36, 40) / 39) - 1)
+    assert top_quality(-accuracy, accuracy) == pytest.approx(-top_quality(accuracy, accuracy))
+    bottom_shuffled = accuracy.copy()
+    bottom_shuffled[:30] = np.random.default_rng(0).permutation(bottom_shuffled[:30])
+    assert top_quality(bottom_shuffled, accuracy) == top_quality(accuracy, accuracy)
+    tau = sps.kendalltau(bottom_shuffled, accuracy).statistic
+    assert correlation(bottom_shuffled, accuracy, "kendall_top") == pytest.approx((tau + top_quality(bottom_shuffled, accuracy)) / 2)
+    big_but_bad = accuracy.copy()
+    big_but_bad[0] = 100.0  # the worst row scored highest
+    assert correlation(big_but_bad, accuracy, "kendall") > 0.89
+    assert correlation(big_but_bad, accuracy, "kendall_top") < correlation(accuracy, accuracy, "kendall_top") - 0.2

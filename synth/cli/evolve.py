@@ -69,7 +69,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--log-every", type=int, default=None, metavar="N",
                    help="print a progress line every N iterations (default: 10 when stderr is not a terminal, else none)")
     p.add_argument("--metric", choices=FITNESS_METRICS, default=d.metric,
-                   help="correlation inside the JCM; weighted_kendall counts the top of the ranking most (default: kendall)")
+                   help="correlation inside the JCM; weighted_kendall counts the top of the ranking most, kendall_top "
+                   "averages Kendall with the accuracy of the proxy's top tenth (default: kendall)")
     p.add_argument("--join", choices=["mean", "min"], default=d.join, help="JCM over tasks: mean or min (default: mean)")
     p.add_argument("--absolute", action="store_true", help="use |correlation| in the JCM")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where statistics are computed and programs evaluated (default: cpu)")
