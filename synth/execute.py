@@ -45,6 +45,8 @@ RUNTIME_OF = {
     "nuclear": "op_nuclear",
     "layer_mean": "op_mean",
     "layer_sum": "op_sum",
+    "layer_max": "op_max",
+    "layer_min": "op_min",
     "hamming_kernel": "op_hamming_kernel",
     "logdet": "op_logdet",
     "channel_mean": "op_channel_mean",

@@ -78,6 +78,8 @@ l1 = opaque("l1", r"\left\|{0}\right\|_1", nonnegative=True)
 nuclear = opaque("nuclear", r"\left\|{0}\right\|_*", nonnegative=True)
 layer_mean = opaque("layer_mean", r"\operatorname{{mean}}_{{l}}\left({0}\right)")
 layer_sum = opaque("layer_sum", r"\sum_{{l}}\left({0}\right)")
+layer_max = opaque("layer_max", r"\max_{{l}}\left({0}\right)")
+layer_min = opaque("layer_min", r"\min_{{l}}\left({0}\right)")
 matmul = opaque("matmul", r"{0}\,{1}", nargs=2)
 matmul_tn = opaque("matmul_tn", r"{0}^{{\top}}{1}", nargs=2)
 matmul_nt = opaque("matmul_nt", r"{0}\,{1}^{{\top}}", nargs=2)
@@ -91,7 +93,7 @@ SYMPY_FUNCTIONS = {
     cls.__name__: cls
     for cls in (
         logabs, sqrtabs, inv, relu, sigmoid, zscore, minmax, softmax, log_softmax, mean, std, tsum,
-        fro, l1, nuclear, layer_mean, layer_sum, matmul, matmul_tn, matmul_nt, hamming_kernel, logdet,
+        fro, l1, nuclear, layer_mean, layer_sum, layer_max, layer_min, matmul, matmul_tn, matmul_nt, hamming_kernel, logdet,
         channel_mean, channel_std, channel_norm,
     )
 }
@@ -158,6 +160,8 @@ for _builtin in (
     # aggregations over layers
     _spec("layer_mean", "aggregate", layer_mean, "mean over layers"),
     _spec("layer_sum", "aggregate", layer_sum, "sum over layers"),
+    _spec("layer_max", "aggregate", layer_max, "largest value over layers: one exploding layer is not averaged away"),
+    _spec("layer_min", "aggregate", layer_min, "smallest value over layers: one vanishing layer is not averaged away"),
     # per-sample kernels, pooled over layers, and their reductions
     _spec("hamming_kernel", "kernel", hamming_kernel,
           "samples x samples agreement counts of 0/1 codes, summed over layers: c c^T + (1 - c)(1 - c)^T"),

@@ -57,6 +57,8 @@ STRAIGHT = {
     "nuclear": reduce(lambda t: torch.linalg.svdvals(t.double()).sum().float()),
     "layer_mean": torch.mean,
     "layer_sum": torch.sum,
+    "layer_max": torch.amax,
+    "layer_min": torch.amin,
     # samples i, j: the number of units whose codes are equal, counted by comparison over all layers
     "hamming_kernel": lambda x: sum((t[:, None, :] == t[None, :, :]).sum(-1).double() for t in x),
     "logdet": lambda k: torch.log(torch.linalg.eigvalsh(k.double()).abs()).sum(),

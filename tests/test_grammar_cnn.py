@@ -18,10 +18,10 @@ from synth.execute import evaluate
 from synth.export import proxy_source
 from synth.grammar import load_grammar
 from synth.models import _nasbench201_network, nasbench201_arch
+from synth.probe import Probe
 from synth.programs import ProgramSpace
 from synth.resources import resource_dir
 from synth.space import load_space
-from synth.probe import Probe
 from synth.symbolic import to_formula
 from synth.zoo import get_proxy
 from synth.zoo.gradient_stats import zico
@@ -103,7 +103,8 @@ def test_every_random_program_runs_on_a_cnn(grammar):
 def test_exported_cnn_proxy_is_torch_only_and_scores_a_nasbench201_network(grammar, tmp_path):
     programs = ProgramSpace(grammar)
     text = (f"add__net__net({grammar.programs['nwot']}, "
-            "layer_mean__conv_layer(std__conv_out(channel_std__conv_gy(conv_output_grad))))")
+            "sub__net__net(layer_mean__conv_layer(std__conv_out(channel_std__conv_gy(conv_output_grad))), "
+            "layer_max__bn_layer(fro__bn_c(bn_weight_grad)))))")
     formula = to_formula(programs.parse(text), grammar)
     probe_settings = Probe(dataset="gaussian", batch_size=8, max_rows=256)
     path = tmp_path / "proxy.py"
@@ -121,3 +122,21 @@ def test_exported_cnn_proxy_is_torch_only_and_scores_a_nasbench201_network(gramm
         runtime.collect_statistics(copy.deepcopy(model), x, y, grammar.statistics, 256, 0)))
     assert module.score(copy.deepcopy(model), x, y) == pytest.approx(engine, rel=1e-6)
     assert np.isfinite(engine)
+
+
+def test_layer_max_and_min_are_the_extremes_of_the_per_layer_values(grammar):
+    """layer_max and layer_min against the largest and smallest weight-gradient norm of the network's
+    convolutions, computed from torch's own gradients in a training-mode pass."""
+    model = small_nb201(seed=1)
+    x, y = probe(n=4, seed=1)
+    values = grammar.terminal_values(runtime.collect_statistics(copy.deepcopy(model), x, y, grammar.statistics, 64, 0))
+    programs = ProgramSpace(grammar)
+    norms = "fro__conv_w(conv_weight_grad)"
+    largest = evaluate(to_formula(programs.parse(f"layer_max__conv_layer({norms})"), grammar).expr, values)
+    smallest = evaluate(to_formula(programs.parse(f"layer_min__conv_layer({norms})"), grammar).expr, values)
+    model.train()
+    F.cross_entropy(model(x), y).backward()
+    by_hand = [m.weight.grad.norm().item() for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert largest == pytest.approx(max(by_hand), rel=1e-5)
+    assert smallest == pytest.approx(min(by_hand), rel=1e-5)
+    assert smallest < largest

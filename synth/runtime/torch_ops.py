@@ -6,8 +6,7 @@ Part of the torch-only runtime that `synth.export` copies into every exported `p
 
 import torch
 
-from synth.runtime.values import (EPS, Layers, _elementwise, _minmax_rows, _pairwise, _per_block, _per_layer_scalar,
-                                  _reduce, _std_rows, _whole, _zscore_rows)
+from synth.runtime.values import EPS, Layers, _elementwise, _minmax_rows, _pairwise, _per_block, _per_layer_scalar, _reduce, _std_rows, _whole, _zscore_rows
 
 
 def op_add(*args):
@@ -126,6 +125,20 @@ def op_std(x):
 
 def op_sum(x):
     return _reduce(lambda v: _per_layer_scalar(lambda b: b.sum(dim=1), v), torch.sum, x)
+
+
+def op_max(x):
+    """Largest value (of each layer's tensor, or of a per-layer vector); NaN where there is none."""
+    return _reduce(lambda v: _per_layer_scalar(lambda b: b.amax(dim=1), v), lambda t: _extreme(torch.amax, t), x)
+
+
+def op_min(x):
+    """Smallest value (of each layer's tensor, or of a per-layer vector); NaN where there is none."""
+    return _reduce(lambda v: _per_layer_scalar(lambda b: b.amin(dim=1), v), lambda t: _extreme(torch.amin, t), x)
+
+
+def _extreme(fn, t):
+    return fn(t) if t.numel() else t.new_tensor(float("nan"))
 
 
 def op_fro(x):
