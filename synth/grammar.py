@@ -15,8 +15,10 @@ import dataclasses
 from pathlib import Path
 
 from synth.errors import GrammarError
-from synth.grammar_check import check_initial_programs_fit, check_reachability, min_heights, min_sizes, parse_programs
-from synth.grammar_parse import is_name, parse_groups, parse_limits, parse_operations, parse_terminals, parse_types, suggest
+from synth.grammar_check import (check_initial_programs_fit, check_reachability, min_heights, min_sizes,
+                                 parse_programs)
+from synth.grammar_parse import (is_name, parse_groups, parse_limits, parse_operations, parse_terminals, parse_types,
+                                 suggest)
 from synth.grammar_records import Grammar, Limits, Primitive, Terminal, TypeDef
 from synth.grammar_yaml import Context, LineLoader, Map
 from synth.plugins import import_plugin, is_module_name

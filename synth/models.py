@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from functools import cache, partial
 
-from synth.builders import register_builder
 from synth.errors import SpaceError
+from synth.builders import register_builder
 
 __all__ = [
     "build_vit", "build_pit", "build_nasbench201", "QKV_MODES",

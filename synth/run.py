@@ -16,18 +16,19 @@ from pathlib import Path
 import numpy as np
 
 from synth import __version__
-from synth.baselines import size_baselines
 from synth.bench import benchmark_space, inner_split, load_benchmark, require_rankable, split_indices
-from synth.errors import RunDirError
 from synth.evaluator import Evaluator
 from synth.evolve import EvolutionState, EvolveConfig, evolve
 from synth.export import proxy_source
 from synth.fitness import INVALID, correlations, resolution
 from synth.grammar import load_grammar
-from synth.probe import Probe, default_probe
 from synth.programs import ProgramSpace
 from synth.records import HallOfFameEntry, RunRecord
-from synth.rundir import CHECKPOINT, RUN_RECORD, locked_run_dir, no_progress, read_checkpoint, refuse_existing_run, versions, write_checkpoint, write_json, write_text
+from synth.errors import RunDirError
+from synth.rundir import (CHECKPOINT, RUN_RECORD, locked_run_dir, no_progress, read_checkpoint, refuse_existing_run, versions,
+                          write_checkpoint, write_json, write_text)
+from synth.baselines import size_baselines
+from synth.probe import Probe, default_probe
 from synth.stats import load_statistics
 
 __all__ = ["run_evolve", "run_evolve_locked", "write_run_files", "hall_of_fame", "HALL_OF_FAME", "PROXY"]

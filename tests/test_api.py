@@ -13,8 +13,8 @@ import pytest
 import synth
 from synth.cli import main
 from synth.config import EvolveConfig
-from synth.run import run_evolve
 from synth.rundir import json_text
+from synth.run import run_evolve
 from tests.conftest import ROOT, SHARED_BENCHMARKS
 
 SMALL = dict(population=6, iterations=4, sample_size=4, top_k=2, seed=2)

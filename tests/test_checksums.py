@@ -14,11 +14,11 @@ from synth.cli import main
 from synth.errors import DamagedFileWarning, RunDirError
 from synth.evolve import EvolveConfig
 from synth.grammar import load_grammar
-from synth.probe import Probe
-from synth.run import run_evolve
 from synth.rundir import append_record, read_checked_record, read_jsonl, write_checkpoint
+from synth.run import run_evolve
 from synth.search import EVALUATED, SearchConfig, run_search
 from synth.space import load_space
+from synth.probe import Probe
 from synth.stats import load_statistics, statistics_for
 from synth.train import Recipe
 from synth.zoo.scoring import resolve_proxies, score_architectures

@@ -8,9 +8,9 @@ import textwrap
 import torch
 
 from synth.evolve import EvolveConfig
-from synth.probe import Probe
 from synth.run import run_evolve
 from synth.space import load_space
+from synth.probe import Probe
 
 CHILD = textwrap.dedent(
     """

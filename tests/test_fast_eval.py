@@ -9,9 +9,9 @@ import torch
 from synth.bench import load_benchmark
 from synth.execute import evaluate
 from synth.grammar import load_grammar
-from synth.probe import Probe
 from synth.programs import ProgramSpace
 from synth.space import load_space
+from synth.probe import Probe
 from synth.stats import load_statistics
 from tests.reference import per_layer_lists, random_formulas, straightforward
 

@@ -76,8 +76,8 @@ def test_validation_pick_is_the_fronts_best_on_the_held_out_fold(small_bench, tm
 
 def test_named_programs_start_the_population(small_bench):
     from synth.probe import Probe
-    from synth.space import load_space
     from synth.stats import load_statistics
+    from synth.space import load_space
 
     grammar = load_grammar("vit")
     programs = ProgramSpace(grammar)

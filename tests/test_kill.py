@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+
 ARGS = ["evolve", "--grammar", "vit", "--population", "6", "--iterations", "10", "--sample-size", "4",
         "--top-k", "2", "--seed", "3", "--log-every", "1"]
 

@@ -7,8 +7,8 @@ import torch
 pytest.importorskip("skimage")
 
 from synth.datasets import photo_probe  # noqa: E402
-from synth.probe import Probe  # noqa: E402
 from synth.space import load_space  # noqa: E402
+from synth.probe import Probe  # noqa: E402
 
 
 def neighbour_correlation(images: torch.Tensor) -> float:

@@ -10,8 +10,8 @@ from synth.cli import main
 from synth.errors import RunDirError
 from synth.evolve import EvolveConfig
 from synth.resources import resource_dir
-from synth.run import run_evolve
 from synth.rundir import with_checksum
+from synth.run import run_evolve
 from tests.interrupt import interrupt_at
 
 

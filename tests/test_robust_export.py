@@ -17,10 +17,10 @@ import yaml
 from synth.errors import GrammarError
 from synth.export import docstring_literal, proxy_source
 from synth.grammar import load_grammar
-from synth.probe import Probe
 from synth.programs import ProgramSpace
 from synth.resources import resource_dir
 from synth.space import load_space
+from synth.probe import Probe
 from synth.symbolic import to_formula
 
 ARCH = {"embed_dim": 16, "depth": 2, "mlp_ratio": [2.0, 4.0], "num_heads": [1, 2]}

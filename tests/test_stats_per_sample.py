@@ -10,8 +10,8 @@ import torch.nn.functional as F
 
 from synth import runtime
 from synth.grammar import load_grammar
-from synth.probe import Probe
 from synth.space import load_space
+from synth.probe import Probe
 from synth.zoo import get_proxy
 from synth.zoo.gradient_stats import zico
 from tests.test_stats_table import DIGIT_ARCHS, batch, program_value, tiny_vit

@@ -16,9 +16,9 @@ from synth.errors import GrammarError
 from synth.execute import evaluate, to_source
 from synth.export import proxy_source
 from synth.grammar import load_grammar
-from synth.probe import Probe
 from synth.programs import ProgramSpace
 from synth.space import load_space
+from synth.probe import Probe
 from synth.stats import load_statistics
 from synth.symbolic import to_formula
 

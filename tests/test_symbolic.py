@@ -9,13 +9,12 @@ from scipy.stats import rankdata
 from synth.bench import load_benchmark
 from synth.execute import evaluate
 from synth.grammar import load_grammar
-from synth.probe import Probe
 from synth.programs import ProgramSpace
 from synth.space import load_space
+from synth.probe import Probe
 from synth.stats import load_statistics
 from synth.symbolic import DegenerateProgram, to_formula
 from tests.reference import per_layer_lists, random_formulas, straightforward
-
 
 @pytest.fixture(scope="module")
 def grammar():

@@ -13,11 +13,11 @@ from synth.bench import load_benchmark, split_indices
 from synth.evaluator import Evaluator
 from synth.evolve import EvolutionState, EvolveConfig, evolve
 from synth.grammar import load_grammar
-from synth.probe import Probe
 from synth.programs import ProgramSpace
 from synth.run import run_evolve
 from synth.runtime import Layers, op_nuclear
 from synth.space import load_space
+from synth.probe import Probe
 from synth.stats import load_statistics
 
 A = "layer_sum__mlp_layer(l1__mlp_w(mlp_weight))"

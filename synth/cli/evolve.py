@@ -83,8 +83,8 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace, out) -> int:
     from synth.config import EvolveConfig
-    from synth.run import run_evolve_locked
     from synth.rundir import new_run_dir
+    from synth.run import run_evolve_locked
 
     if args.device == "cuda":
         import torch

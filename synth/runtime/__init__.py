@@ -11,43 +11,16 @@ the same code: what the engine measured is what a user's exported file computes.
     torch_ops   the op_* functions formulas call, and op_plugin for plugin ops
 """
 
-from synth.runtime.readers import _conv_sample_grad_moments, _patch_rows, _row_subset, _sample_grad_moments, _sign_codes
+from synth.runtime.readers import (_conv_sample_grad_moments, _patch_rows, _row_subset, _sample_grad_moments,
+                                   _sign_codes)
 from synth.runtime.sites import SITE_KINDS, Site, linear_layers_by_kind, sites_by_kind
 from synth.runtime.table import QUANTITIES, STATISTICS, Statistic, collect_statistics
-from synth.runtime.torch_ops import (
-                                   PLUGIN_OPS,
-                                   op_abs,
-                                   op_add,
-                                   op_channel_mean,
-                                   op_channel_norm,
-                                   op_channel_std,
-                                   op_exp,
-                                   op_fro,
-                                   op_hamming_kernel,
-                                   op_inverse,
-                                   op_l1,
-                                   op_log,
-                                   op_log_softmax,
-                                   op_logdet,
-                                   op_matmul,
-                                   op_matmul_nt,
-                                   op_matmul_tn,
-                                   op_max,
-                                   op_mean,
-                                   op_min,
-                                   op_minmax,
-                                   op_mul,
-                                   op_nuclear,
-                                   op_plugin,
-                                   op_pow,
-                                   op_relu,
-                                   op_sigmoid,
-                                   op_softmax,
-                                   op_sqrt,
-                                   op_std,
-                                   op_sum,
-                                   op_zscore,
-)
+from synth.runtime.torch_ops import (PLUGIN_OPS, op_abs, op_add, op_channel_mean, op_channel_norm, op_channel_std, op_exp,
+                                     op_fro, op_hamming_kernel, op_inverse, op_l1, op_log, op_log_softmax, op_logdet,
+                                     op_matmul, op_matmul_nt, op_matmul_tn, op_max, op_mean, op_min, op_minmax, op_mul,
+                                     op_nuclear,
+                                     op_plugin, op_pow, op_relu, op_sigmoid, op_softmax, op_sqrt, op_std, op_sum,
+                                     op_zscore)
 from synth.runtime.values import EPS, Layers, Layout
 
 # the modules an exported proxy.py holds, each after those it imports from

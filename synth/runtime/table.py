@@ -10,22 +10,9 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from synth.runtime.readers import (
-    _affine,
-    _attention,
-    _attention_grad,
-    _channel_width,
-    _channels_last,
-    _conv_sample_grad_moments,
-    _grad_of,
-    _patch_rows,
-    _rows,
-    _sample_grad_moments,
-    _scalar,
-    _sign_codes,
-    _spatial,
-    _trainable_numel,
-)
+from synth.runtime.readers import (_affine, _attention, _attention_grad, _channel_width, _channels_last,
+                                   _conv_sample_grad_moments, _grad_of, _patch_rows, _rows, _sample_grad_moments,
+                                   _scalar, _sign_codes, _spatial, _trainable_numel)
 from synth.runtime.sites import sites_by_kind
 from synth.runtime.values import Layers
 
