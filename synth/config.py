@@ -27,6 +27,8 @@ class EvolveConfig:
     top_k: int = 3  # the parent is drawn among the subset's k best
     max_retries: int = 10  # mutations tried per iteration before giving up
     subtree_prob: float = 0.3  # chance a mutation first regrows a random subtree
+    crossover_prob: float = 0.0  # chance a child is a crossover with a second parent instead of a mutant
+    insert_prob: float = 0.0  # chance a child is its parent with one node inserted instead of a mutant
     metric: str = "kendall"  # one of FITNESS_METRICS
     join: str = "mean"  # JCM over tasks: mean | min
     absolute: bool = False  # correlate by |value| (the group's later code) instead of signed
@@ -60,6 +62,8 @@ class EvolveConfig:
             ("iterations", self.iterations >= 0, "must be >= 0"),
             ("mutation_prob", 0.0 <= self.mutation_prob <= 1.0, "must be in [0, 1]"),
             ("subtree_prob", 0.0 <= self.subtree_prob <= 1.0, "must be in [0, 1]"),
+            ("crossover_prob", 0.0 <= self.crossover_prob <= 1.0, "must be in [0, 1]"),
+            ("insert_prob", 0.0 <= self.insert_prob <= 1.0 - self.crossover_prob, "must be in [0, 1 - crossover-prob]"),
             ("margin", self.margin >= 0, "must be >= 0"),
             ("top_k", 1 <= self.top_k <= self.sample_size, "needs 1 <= top-k <= sample-size"),
             ("max_retries", self.max_retries >= 1, "must be >= 1"),

@@ -12,6 +12,12 @@ architectures (shared sub-expressions and per-layer scalars computed once),
 keeps the children within `margin` of their parent, and trims the population
 back to its size by dropping the worst.
 
+In either mode a child is Auto-Prox's node mutant of its parent unless the
+options `crossover_prob` / `insert_prob` (default 0) make it a typed crossover
+with a second parent or the parent with one node inserted (PySR's operators):
+Algorithm 1 has no way to join two good subtrees, and its per-node resampling
+rewrites about half of a program at once.
+
 Fitness is the JCM on the search split, memoised by canonical formula, as the
 Evaluator (synth/evaluator.py) computes it.
 """
@@ -160,6 +166,20 @@ def _drop_worst(population: list[Member], size: int) -> None:
         population.pop(min(range(len(population)), key=lambda i: population[i].fitness))
 
 
+def _variant(programs, state: EvolutionState, config: EvolveConfig, rng: random.Random, parent_tree):
+    """A child of `parent_tree`: Auto-Prox's node mutation, or, with the options `crossover_prob` and
+    `insert_prob`, a crossover with a second parent (chosen as Algorithm 1 chooses parents) or an
+    inserted node. With both options at 0 (the default) no extra random number is drawn, so the
+    default run is exactly Algorithm 1's."""
+    if config.crossover_prob or config.insert_prob:
+        draw = rng.random()
+        if draw < config.crossover_prob:
+            return programs.crossover(parent_tree, programs.parse(_parent(state, config, rng).program), rng)
+        if draw < config.crossover_prob + config.insert_prob:
+            return programs.insert(parent_tree, rng)
+    return programs.mutate(parent_tree, rng, config.mutation_prob, config.subtree_prob)
+
+
 def _steady_step(programs, evaluator, config, state, rng) -> tuple[bool, int]:
     """One iteration of Algorithm 1: mutate one parent until a child is acceptable (at most
     `max_retries` tries), add it, drop the worst. Returns (accepted, tries)."""
@@ -168,7 +188,7 @@ def _steady_step(programs, evaluator, config, state, rng) -> tuple[bool, int]:
     child, tries = None, 0
     while child is None and tries < config.max_retries:
         tries += 1
-        tree = programs.mutate(parent_tree, rng, config.mutation_prob, config.subtree_prob)
+        tree = _variant(programs, state, config, rng, parent_tree)
         if not programs.within_limits(tree):
             continue
         fit, key = evaluator.fitness(tree)
@@ -189,7 +209,7 @@ def _generational_step(programs, evaluator, config, state, rng) -> tuple[int, in
     while len(trees) < config.children and tries < config.children * config.max_retries:
         tries += 1
         parent = _parent(state, config, rng)
-        tree = programs.mutate(programs.parse(parent.program), rng, config.mutation_prob, config.subtree_prob)
+        tree = _variant(programs, state, config, rng, programs.parse(parent.program))
         if programs.within_limits(tree):
             parents.append(parent)
             trees.append(tree)

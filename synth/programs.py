@@ -101,6 +101,50 @@ class ProgramSpace:
                 nodes[i] = rng.choice(self._same_signature(node))
         return gp.PrimitiveTree(nodes)
 
+    def crossover(self, tree: gp.PrimitiveTree, donor: gp.PrimitiveTree, rng: random.Random) -> gp.PrimitiveTree:
+        """`tree` with one random non-root subtree replaced by a random subtree of `donor` of the same
+        type (typed one-point crossover, one child): what lets a size term found in one program meet a
+        gradient term found in another, which node mutation alone almost never assembles. `tree`
+        unchanged when no non-root node's type occurs in `donor`."""
+        nodes, other = list(tree), list(donor)
+        donor_slots: dict = {}
+        for j, node in enumerate(other):
+            donor_slots.setdefault(node.ret, []).append(j)
+        slots = [i for i in range(1, len(nodes)) if nodes[i].ret in donor_slots]
+        if not slots:
+            return gp.PrimitiveTree(nodes)
+        i = rng.choice(slots)
+        j = rng.choice(donor_slots[nodes[i].ret])
+        end = gp.PrimitiveTree(nodes).searchSubtree(i).stop
+        nodes[i:end] = other[gp.PrimitiveTree(other).searchSubtree(j)]
+        return gp.PrimitiveTree(nodes)
+
+    def insert(self, tree: gp.PrimitiveTree, rng: random.Random) -> gp.PrimitiveTree:
+        """`tree` with a new node inserted above a random subtree (as PySR's insert mutation): a
+        primitive that returns the subtree's type and takes it as one argument, its other arguments
+        grown at random. The rest of the tree is kept whole, so a good program can gain a factor or
+        a transform without the per-node resampling that rewrites half of it. `tree` unchanged when
+        no primitive of the grammar can sit above any of its nodes."""
+        nodes = list(tree)
+        wrappers = {name: [(p, k) for p in self.primitives_of[name] for k, arg in enumerate(p.args) if arg == name]
+                    for name in {node.ret.__name__ for node in nodes}}
+        places = [i for i, node in enumerate(nodes) if wrappers[node.ret.__name__]]
+        if not places:
+            return gp.PrimitiveTree(nodes)
+        i = rng.choice(places)
+        end = gp.PrimitiveTree(nodes).searchSubtree(i).stop
+        depth = _depth_of(nodes, i)
+        p, k = rng.choice(wrappers[nodes[i].ret.__name__])
+        new = [self.pset.mapping[p.name]]
+        for m, arg in enumerate(p.args):
+            if m == k:
+                new += nodes[i:end]
+                continue
+            lowest = depth + 1 + self.grammar.min_height[arg]
+            new += self._grow(rng, arg, depth + 1, depth + 1, rng.randint(lowest, max(lowest, self.grammar.limits.max_depth)))
+        nodes[i:end] = new
+        return gp.PrimitiveTree(nodes)
+
     # ------------------------------------------------------------ serialisation
 
     def parse(self, text: str, where: str = "program") -> gp.PrimitiveTree:

@@ -50,6 +50,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--top-k", type=int, default=d.top_k, help=f"parent drawn among the subset's top k (default: {d.top_k})")
     p.add_argument("--max-retries", type=int, default=d.max_retries, help=f"mutations tried per iteration (default: {d.max_retries})")
     p.add_argument("--subtree-prob", type=float, default=d.subtree_prob, help=f"chance a mutation regrows a subtree (default: {d.subtree_prob})")
+    p.add_argument("--crossover-prob", type=float, default=d.crossover_prob,
+                   help="chance a child is a typed one-point crossover of its parent with a second parent instead of a "
+                   f"mutant (default: {d.crossover_prob:g}, Algorithm 1)")
+    p.add_argument("--insert-prob", type=float, default=d.insert_prob,
+                   help="chance a child is its parent with one node inserted above a random subtree (PySR's insert) "
+                   f"instead of a mutant (default: {d.insert_prob:g}, Algorithm 1)")
     p.add_argument("--mode", choices=["steady", "generational"], default=d.mode,
                    help="steady: Auto-Prox's Algorithm 1, one child per iteration; generational: --children children per "
                    "iteration scored together in one pass (default: steady)")
@@ -96,7 +102,7 @@ def run(args: argparse.Namespace, out) -> int:
         config = EvolveConfig(
             population=args.population, iterations=args.iterations, mutation_prob=args.mutation_prob,
             margin=args.margin, sample_size=args.sample_size, top_k=args.top_k, max_retries=args.max_retries,
-            subtree_prob=args.subtree_prob, metric=args.metric, join=args.join, absolute=args.absolute,
+            subtree_prob=args.subtree_prob, crossover_prob=args.crossover_prob, insert_prob=args.insert_prob, metric=args.metric, join=args.join, absolute=args.absolute,
             seed=args.seed, split_seed=args.split_seed, mode=args.mode, children=args.children, time_limit=args.time_limit,
             resamples=args.resamples, resample_fraction=args.resample_fraction, resample_quantile=args.resample_quantile,
             validation=args.validation, seed_programs=args.seed_programs, restarts=args.restarts,
