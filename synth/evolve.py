@@ -155,9 +155,13 @@ def _parent(state: EvolutionState, config: EvolveConfig, rng: random.Random) -> 
     return rng.choice(subset[: config.top_k])
 
 
-def _acceptable(fit: float, key: str | None, parent: Member, config: EvolveConfig) -> bool:
-    """A child is kept if it is valid and within `margin` of its parent's fitness."""
-    return key is not None and fit > INVALID and fit >= parent.fitness - config.margin
+def _acceptable(fit: float, key: str | None, parent: Member, config: EvolveConfig, population: list[Member]) -> bool:
+    """A child is kept if it is valid and within `margin` of its parent's fitness. With crossover or
+    insertion on, it must also be a formula the population does not hold yet: crossing two copies
+    makes a third, and without this rule the population fills with clones of its best member."""
+    if key is None or fit <= INVALID or fit < parent.fitness - config.margin:
+        return False
+    return not (config.crossover_prob or config.insert_prob) or all(m.canonical != key for m in population)
 
 
 def _drop_worst(population: list[Member], size: int) -> None:
@@ -193,7 +197,7 @@ def _steady_step(programs, evaluator, config, state, rng) -> tuple[bool, int]:
             continue
         fit, key = evaluator.fitness(tree)
         state.evaluations += 1
-        if _acceptable(fit, key, parent, config):
+        if _acceptable(fit, key, parent, config, state.population):
             child = Member(str(tree), key, fit)
     if child is not None:
         state.population.append(child)
@@ -215,8 +219,10 @@ def _generational_step(programs, evaluator, config, state, rng) -> tuple[int, in
             trees.append(tree)
     results = evaluator.fitness_many(trees)
     state.evaluations += len(trees)
-    children = [Member(str(tree), key, fit) for tree, parent, (fit, key) in zip(trees, parents, results)
-                if _acceptable(fit, key, parent, config)]
+    children = []
+    for tree, parent, (fit, key) in zip(trees, parents, results):
+        if _acceptable(fit, key, parent, config, state.population + children):
+            children.append(Member(str(tree), key, fit))
     state.population.extend(children)
     _drop_worst(state.population, config.population)
     return len(children), tries

@@ -103,3 +103,15 @@ def test_run_with_crossover_and_insertion_is_reproducible_and_resumable(small_be
     assert resumed["history"] == straight["history"]
     best = [h["best_fitness"] for h in straight["history"]]
     assert best == sorted(best)
+
+
+def test_with_crossover_on_the_population_holds_no_two_copies_of_a_formula(small_bench, tmp_path):
+    config = EvolveConfig(population=8, iterations=30, sample_size=4, top_k=2, seed=0, crossover_prob=0.5, insert_prob=0.2)
+    run_evolve("vit", str(small_bench), tmp_path / "x", config)
+    import json
+
+    from synth.rundir import CHECKPOINT
+
+    state = EvolutionState.from_dict(json.loads((tmp_path / "x" / CHECKPOINT).read_text())["state"])
+    keys = [m.canonical for m in state.population]
+    assert len(keys) == len(set(keys)) == 8
