@@ -154,6 +154,7 @@ def run_evolve(
     log_every: int = 0,
     extend: int | None = None,
     allow_plugins: bool = False,
+    workers: int = 1,
 ) -> RunRecord:
     """Run (or resume) an evolution and write its run directory; returns the run record.
 
@@ -165,7 +166,8 @@ def run_evolve(
     A resumed run keeps every setting of its checkpoint and ends where the uninterrupted run would
     have: a `config` that differs from the checkpoint's is refused. `extend=N` runs a resumed run
     on to N iterations (per restart), explicitly. A grammar naming plugins loads only with
-    `allow_plugins`, and a resumed run needs the plugin sources it started with.
+    `allow_plugins`, and a resumed run needs the plugin sources it started with. `workers` > 1
+    computes missing statistics in that many processes (see `load_statistics`).
     """
     out_dir = Path(out_dir)
     if resume:
@@ -204,7 +206,9 @@ def run_evolve(
             if log_every and (done % (10 * log_every) == 0 or done == total):
                 log(f"statistics {done}/{total} architectures, {time.perf_counter() - t0:.0f} s")
 
-        stats = load_statistics(space, bench.archs, probe, gram.statistics, progress=statistics_done, device=device)
+        plugin_imports = tuple((module, str(Path(gram.path).parent)) for module in (gram.plugins or {}))
+        stats = load_statistics(space, bench.archs, probe, gram.statistics, progress=statistics_done, device=device,
+                                workers=workers, plugins=plugin_imports)
     stats_seconds = time.perf_counter() - t0
     evaluator = Evaluator(gram, _move(stats, device), bench.targets, fit_rows, config)
     evaluator.restore(memo)

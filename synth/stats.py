@@ -120,17 +120,27 @@ def _file_crc32(path: Path, chunk: int = 1 << 24) -> int:
     return crc
 
 
-def load_statistics(space, archs, probe: Probe, stats, cache: Path | None = None, progress=None, device="cpu") -> list[dict]:
+def load_statistics(space, archs, probe: Probe, stats, cache: Path | None = None, progress=None, device="cpu",
+                    workers: int = 1, plugins: tuple = ()) -> list[dict]:
     """Statistics of every architecture, from the cache where present; computes and stores the rest.
 
     `cache=None` uses `cache_root()`; pass `False` to disable caching. Values
     come back on the CPU, memory-mapped from the cache when there is one.
     `progress(done, total)` is called after each architecture.
+
+    With `workers` > 1 (CPU and a cache only) the missing entries are computed by that many spawned
+    single-threaded processes, which import `plugins` ((module, folder) pairs, as the grammar
+    names them) first: networks are independent, and on a few cores one process per core
+    outruns torch's own threads on these small passes. A statistic may then differ from a
+    one-process run in its last bits (floating-point sums in another order).
     """
     if probe.dtype not in DTYPES:
         raise ValueError(f"probe dtype {probe.dtype!r}: choose from {', '.join(DTYPES)}")
     stats = tuple(sorted(stats))
     root = cache_root() if cache is None else cache
+    if workers > 1 and root and device == "cpu":
+        _fill_cache(space, archs, probe, stats, root, workers, plugins, progress)
+        progress = None  # every architecture has been reported
     batch = probe.batch(space)
     out = []
     for i, arch in enumerate(archs):
@@ -147,3 +157,47 @@ def load_statistics(space, archs, probe: Probe, stats, cache: Path | None = None
         if progress:
             progress(i + 1, len(archs))
     return out
+
+
+def _fill_cache(space, archs, probe: Probe, stats: tuple[str, ...], root: Path, workers: int, plugins, progress) -> None:
+    """Compute the cache entries `archs` lack in a pool of `workers` processes, reporting progress
+    (cached entries count as done) as each finishes."""
+    from synth.pool import imap_jobs, spawn_pool
+
+    stems = [_cache_stem(root, space, arch, probe, stats) for arch in archs]
+    jobs = [(space, arch, probe, stats, stem) for arch, stem in zip(archs, stems) if _read_entry(stem) is None]
+    done = len(archs) - len(jobs)
+    if progress and done:
+        progress(done, len(archs))
+    if not jobs:
+        return
+    pool = spawn_pool(min(workers, len(jobs)), _init_worker, (tuple(plugins),))
+    try:
+        for _ in imap_jobs(_store_entry, jobs, pool, ordered=False):
+            done += 1
+            if progress:
+                progress(done, len(archs))
+    finally:
+        pool.terminate()
+
+
+_BATCHES: dict = {}  # per worker process: probe fingerprint -> its batch
+
+
+def _init_worker(plugins: tuple) -> None:
+    import torch
+
+    from synth.plugins import import_plugin
+
+    torch.set_num_threads(1)
+    for module, folder in plugins:
+        import_plugin(module, Path(folder))
+
+
+def _store_entry(job: tuple) -> None:
+    """Worker: compute one architecture's statistics and write its cache entry."""
+    space, arch, probe, stats, stem = job
+    key = json.dumps(probe.fingerprint(), sort_keys=True, default=str) + space.name
+    if key not in _BATCHES:
+        _BATCHES[key] = probe.batch(space)
+    _write_entry(stem, statistics_for(space, arch, probe, stats, _BATCHES[key]), probe.dtype)

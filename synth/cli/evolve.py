@@ -79,6 +79,8 @@ def add_parser(subparsers) -> None:
                    "averages Kendall with the accuracy of the proxy's top tenth (default: kendall)")
     p.add_argument("--join", choices=["mean", "min"], default=d.join, help="JCM over tasks: mean or min (default: mean)")
     p.add_argument("--absolute", action="store_true", help="use |correlation| in the JCM")
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="processes computing the statistics the cache lacks, one thread each (default: 1; CPU only)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where statistics are computed and programs evaluated (default: cpu)")
     p.add_argument("--probe-data", default=None, help="probe images: digits, gaussian, photos (crops of scikit-image's natural photographs) or a path (default: the benchmark's dataset if packaged, else gaussian)")
     p.add_argument("--probe-batch", type=positive_int, default=None, help="probe batch size (default: 64 for digits, 16 for gaussian)")
@@ -126,7 +128,7 @@ def run(args: argparse.Namespace, out) -> int:
     record = run_evolve_locked(
         args.grammar, args.bench, run_dir, config, tasks=tasks, probe_overrides=probe, device=args.device,
         resume=args.resume is not None, force=args.force, extend=args.extend, allow_plugins=args.allow_plugins,
-        progress=out.progress, log=out.info,
+        workers=args.workers, progress=out.progress, log=out.info,
         log_every=args.log_every if args.log_every is not None else (0 if out.err.is_terminal else 10),
     )
     if out.json_mode:
