@@ -95,3 +95,17 @@ def test_every_shipped_space_samples_and_builds(name):
     with torch.device("meta"):
         model = space.build(arch)
     assert count_params(model) > 0
+
+
+def test_pit_digits_pools_its_token_grid_between_stages():
+    """4x4 patch tokens at 8 px (patch 2, stride 2), pooled to 2x2 and then 1x1: three real stages."""
+    space = load_space("pit-digits")
+    arch = {"base_dim": 8, "mlp_ratio": 2, "depth": [1, 2, 1], "heads": [1, 2, 4]}
+    model = space.build(space.validate(arch))
+    grids = []
+    for stage in model.transformers:
+        stage.register_forward_hook(lambda m, i, o: grids.append(tuple(o[0].shape[-2:])))
+    out = model(torch.randn(3, 1, 8, 8))
+    assert out.shape == (3, 10)
+    assert grids == [(4, 4), (2, 2), (1, 1)]
+    assert [len(stage.blocks) for stage in model.transformers] == [1, 2, 1]
