@@ -63,9 +63,12 @@ def test_split_is_seeded_disjoint_and_complete():
     assert search != split_indices(50, seed=4)[0]
 
 
-def test_embedded_default_benchmark_carries_signal():
-    bench = load_benchmark(None)
-    assert len(bench) >= 100
+@pytest.mark.parametrize("name, rows", [(None, 120), ("pit-digits", 60)])
+def test_embedded_benchmarks_carry_signal(name, rows):
+    bench = load_benchmark(name)
+    assert len(bench) == rows
+    space = load_space(bench.space)
+    assert all(space.validate(arch) == arch for arch in bench.archs)
     assert len(bench.meta.seeds) >= 3
     assert {"epochs", "lr", "batch_size", "dataset"} <= set(bench.meta.recipe)
     for row in bench.meta.rows:
@@ -105,13 +108,14 @@ def test_killed_build_resumes_without_retraining(tmp_path, monkeypatch):
     assert lines[1] == '{"key": "cut' and json.loads(lines[2])["key"] == arch_key(archs[1])  # the cut line did not swallow the new record
 
 
-def test_embedded_benchmark_reproduces_from_its_recipe():
+@pytest.mark.parametrize("name", [None, "pit-digits"])
+def test_embedded_benchmark_reproduces_from_its_recipe(name):
     """Retraining the smallest architecture with seed 0 and the stored recipe gives the stored accuracy."""
     import torch
 
     from synth.train import train_and_evaluate
 
-    bench = load_benchmark(None)
+    bench = load_benchmark(name)
     rows = bench.meta.rows
     i = min(range(len(rows)), key=lambda k: rows[k]["params"])
     threads = torch.get_num_threads()
@@ -121,6 +125,11 @@ def test_embedded_benchmark_reproduces_from_its_recipe():
     finally:
         torch.set_num_threads(threads)
     assert acc == pytest.approx(rows[i]["seed_acc"]["digits"][0], abs=1e-9)
+
+
+def test_an_unknown_benchmark_name_lists_the_embedded_ones():
+    with pytest.raises(BenchError, match="embedded: vit-digits, pit-digits"):
+        load_benchmark("pit-digit")
 
 
 def test_named_sources_are_one_registry():

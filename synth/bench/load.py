@@ -24,11 +24,14 @@ __all__ = ["load_benchmark", "require_rankable", "benchmark_space", "read_synth_
 
 FORMAT = "synth-benchmark/1"
 DEFAULT_BENCHMARK = "vit-digits.json"
+# benchmarks shipped inside synth, by name: the default, and a second ViT family for judging transfer
+EMBEDDED = {"vit-digits": DEFAULT_BENCHMARK, "pit-digits": "pit-digits.json"}
 MIN_RANKED = 3  # architectures with a value a task needs before a correlation ranks anything
 
 
 def load_benchmark(source: str | None = None, tasks: list[str] | None = None, rankable: bool = True) -> Benchmark:
-    """The benchmark `source`: None for the embedded default, a named source ('vit-bench-101',
+    """The benchmark `source`: None for the embedded default, an embedded one by name ('vit-digits',
+    'pit-digits'), a named source ('vit-bench-101',
     'nasbench201-zc:cifar10', 'nasbench201:cifar10', 'nasbench201:cifar10@3000,seed=1'), or a path to a synth benchmark JSON or to a ViT-Bench-101-style row file (.pth, .json, .csv).
 
     `tasks` selects accuracy columns (default: the source's default tasks, or all of them).
@@ -66,9 +69,13 @@ def _load(source: str | None, tasks: list[str] | None) -> Benchmark:
     named = find_source(source) if source else None
     if named is not None:
         return named.load(source, named, tasks)
-    path = resource_dir("data") / DEFAULT_BENCHMARK if source is None else Path(source)
+    if source is None or source in EMBEDDED:
+        path = resource_dir("data") / EMBEDDED[source or "vit-digits"]
+    else:
+        path = Path(source)
     if not path.is_file():
-        raise BenchError(f"{path}: benchmark file not found (named sources: {', '.join(source_names())})")
+        raise BenchError(f"{path}: benchmark file not found (embedded: {', '.join(EMBEDDED)}; "
+                         f"named sources: {', '.join(source_names())})")
     if path.suffix.lower() == ".json":
         raw = read_json(path, BenchError)
         if isinstance(raw, dict):
