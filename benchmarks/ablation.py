@@ -36,6 +36,7 @@ VARIANTS = {
     "seed-programs": {"seed_programs": True},
     "restarts": {"restarts": 2},
     "generational": {"mode": "generational", "children": 20, "iterations": 0.1},
+    "crossover-insert": {"crossover_prob": 0.25, "insert_prob": 0.25},
     "all": {"resamples": 20, "validation": 0.25, "seed_programs": True, "restarts": 2},
 }
 
