@@ -104,7 +104,8 @@ def run(args: argparse.Namespace, out) -> int:
         config = EvolveConfig(
             population=args.population, iterations=args.iterations, mutation_prob=args.mutation_prob,
             margin=args.margin, sample_size=args.sample_size, top_k=args.top_k, max_retries=args.max_retries,
-            subtree_prob=args.subtree_prob, crossover_prob=args.crossover_prob, insert_prob=args.insert_prob, metric=args.metric, join=args.join, absolute=args.absolute,
+            subtree_prob=args.subtree_prob, crossover_prob=args.crossover_prob, insert_prob=args.insert_prob,
+            metric=args.metric, join=args.join, absolute=args.absolute,
             seed=args.seed, split_seed=args.split_seed, mode=args.mode, children=args.children, time_limit=args.time_limit,
             resamples=args.resamples, resample_fraction=args.resample_fraction, resample_quantile=args.resample_quantile,
             validation=args.validation, seed_programs=args.seed_programs, restarts=args.restarts,
