@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from synth import __version__
-from synth.bench import benchmark_space, inner_split, load_benchmark, require_rankable, split_indices
+from synth.bench import inner_split
+from synth.bench.joined import JoinedBenchmark
 from synth.evaluator import Evaluator
 from synth.evolve import EvolutionState, EvolveConfig, evolve
 from synth.export import proxy_source
@@ -27,9 +28,7 @@ from synth.records import HallOfFameEntry, RunRecord
 from synth.errors import RunDirError
 from synth.rundir import (CHECKPOINT, RUN_RECORD, locked_run_dir, no_progress, read_checkpoint, refuse_existing_run, versions,
                           write_checkpoint, write_json, write_text)
-from synth.baselines import size_baselines
-from synth.probe import Probe, default_probe
-from synth.stats import load_statistics
+from synth.probe import Probe
 
 __all__ = ["run_evolve", "run_evolve_locked", "write_run_files", "hall_of_fame", "HALL_OF_FAME", "PROXY"]
 
@@ -159,6 +158,8 @@ def run_evolve(
     """Run (or resume) an evolution and write its run directory; returns the run record.
 
     The probe is the benchmark's default (`default_probe`) with `probe_overrides` applied.
+    `bench_source` may join several benchmarks (`a+b`, see synth.bench.joined): the JCM then
+    averages every task of each.
     With `log_every` > 0, a line of progress (iteration, best and median fitness, programs scored,
     elapsed seconds) goes to `log` every `log_every` iterations and at the last one: what a
     piped or logged run shows where a terminal shows a progress bar.
@@ -181,21 +182,17 @@ def run_evolve(
     if plugins is not None and plugins != gram.plugins:
         raise RunDirError(f"{out_dir / CHECKPOINT}: the grammar's plugins {sorted(gram.plugins)} differ from the checkpoint's "
                           f"{sorted(plugins)} (or their source changed); resuming would mix two sets of ops and statistics")
-    bench = load_benchmark(bench_source, tasks)
-    space = benchmark_space(bench)
-    for task, note in bench.meta.flags.items():
-        log(f"note: task {task}: {note}")
-    for task, count in bench.meta.missing.items():
-        if count:
-            log(f"note: task {task}: {count} of {len(bench)} architectures have no value and are left out of its correlations")
+    bench = JoinedBenchmark(bench_source, tasks)
+    for note in bench.notes():
+        log(f"note: {note}")
     if probe is None:
-        probe = replace(default_probe(bench, space), **{k: v for k, v in (probe_overrides or {}).items() if v is not None})
-    search_rows, test_rows = split_indices(len(bench), config.split_seed, config.search_fraction)
+        probe = bench.probe(probe_overrides or {})
+    search_rows, test_rows = bench.split(config.split_seed, config.search_fraction)
     fit_rows, validation_rows = inner_split(search_rows, config.validation, config.split_seed)
     for rows, part in ((fit_rows, "search split"), (validation_rows, "inner validation fold"), (test_rows, "test split")):
         if rows:
-            require_rankable(bench, rows, part)
-    log(f"benchmark {bench.name}: {len(bench)} architectures of {space.name}, tasks {', '.join(bench.tasks)}; "
+            bench.require_rankable(rows, part)
+    log(f"benchmark {bench.name}: {len(bench)} architectures of {bench.space_name}, tasks {', '.join(bench.tasks)}; "
         f"{len(search_rows)} search / {len(test_rows)} test")
 
     t0 = time.perf_counter()
@@ -207,8 +204,8 @@ def run_evolve(
                 log(f"statistics {done}/{total} architectures, {time.perf_counter() - t0:.0f} s")
 
         plugin_imports = tuple((module, str(Path(gram.path).parent)) for module in (gram.plugins or {}))
-        stats = load_statistics(space, bench.archs, probe, gram.statistics, progress=statistics_done, device=device,
-                                workers=workers, plugins=plugin_imports)
+        stats = bench.statistics(probe, gram.statistics, progress=statistics_done, device=device, workers=workers,
+                                 plugins=plugin_imports)
     stats_seconds = time.perf_counter() - t0
     evaluator = Evaluator(gram, _move(stats, device), bench.targets, fit_rows, config)
     evaluator.restore(memo)
@@ -254,7 +251,7 @@ def run_evolve(
             f"among {len(front)} formulas of the Pareto front")
     formula = evaluator.formula(programs.parse(program))
     scores = evaluator.scores(formula)
-    sizes = size_baselines(space, bench.archs)
+    sizes = bench.sizes()
     record = RunRecord(
         formula=formula.canonical,
         latex=formula.latex,
@@ -271,7 +268,7 @@ def run_evolve(
         resolution={"proxy": resolution(scores), "params": resolution(sizes["params"])},
         hall_of_fame=hall_of_fame(evaluator),
         grammar=gram.path,
-        bench={"source": bench_source or "embedded:" + bench.name, "name": bench.name, "space": space.name,
+        bench={"source": bench_source or "embedded:" + bench.name, "name": bench.name, "space": bench.space_name,
                "tasks": bench.tasks, "architectures": len(bench)},
         config=config,
         probe=probe.to_dict(),

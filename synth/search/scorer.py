@@ -22,7 +22,8 @@ def search_probe(space: SearchSpace, proxy: str, overrides: dict):
     record = Path(proxy) / RUN_RECORD
     if record.is_file():
         run = read_record(record, "no run record")
-        if (run.get("bench") or {}).get("space") == space.name and isinstance(run.get("probe"), dict):
+        evolved_on = str((run.get("bench") or {}).get("space", "")).split("+")  # several for a joined run
+        if space.name in evolved_on and isinstance(run.get("probe"), dict):
             probe = Probe(**run["probe"])
     if probe is None:
         probe = noise_probe(space)

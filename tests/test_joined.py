@@ -1,0 +1,76 @@
+"""Evolving on several benchmarks at once (`--bench a+b`): rows concatenated, each task NaN outside
+its own benchmark, each benchmark split as it would be alone, and a fitness that is the mean of the
+benchmarks' own correlations (checked against scipy on each benchmark separately)."""
+
+import json
+
+import numpy as np
+import pytest
+import scipy.stats as sps
+
+from synth.bench import load_benchmark, split_indices
+from synth.bench.joined import JoinedBenchmark, benchmark_sources
+from synth.errors import BenchError
+from synth.evolve import EvolveConfig
+from synth.probe import Probe
+from synth.run import run_evolve
+
+
+def test_sources_split_on_plus_unless_a_file_is_named(tmp_path):
+    assert benchmark_sources(None) == [None]
+    assert benchmark_sources("vit-digits") == ["vit-digits"]
+    assert benchmark_sources("vit-digits+pit-digits") == ["vit-digits", "pit-digits"]
+    odd = tmp_path / "a+b.json"
+    odd.write_text("{}")
+    assert benchmark_sources(str(odd)) == [str(odd)]
+    with pytest.raises(BenchError, match="empty benchmark name"):
+        benchmark_sources("vit-digits++pit-digits")
+
+
+def test_joined_rows_tasks_and_splits():
+    joined = JoinedBenchmark("vit-digits+pit-digits")
+    vit, pit = load_benchmark("vit-digits"), load_benchmark("pit-digits")
+    assert len(joined) == len(vit) + len(pit)
+    assert joined.tasks == ["vit-digits:digits", "pit-digits:digits"]
+    a, b = joined.targets["vit-digits:digits"], joined.targets["pit-digits:digits"]
+    assert np.array_equal(a[: len(vit)], vit.targets["digits"]) and np.isnan(a[len(vit):]).all()
+    assert np.array_equal(b[len(vit):], pit.targets["digits"]) and np.isnan(b[: len(vit)]).all()
+    search, test = joined.split(3, 0.6)
+    vs, vt = split_indices(len(vit), 3, 0.6)
+    ps, pt = split_indices(len(pit), 3, 0.6)
+    assert search == vs + [len(vit) + i for i in ps]
+    assert test == vt + [len(vit) + i for i in pt]
+    assert joined.probe({}) == Probe()
+
+
+def test_one_benchmark_is_itself():
+    joined, alone = JoinedBenchmark(None), load_benchmark(None)
+    assert joined.tasks == alone.tasks and len(joined) == len(alone)
+    assert joined.split(0, 0.6) == split_indices(len(alone), 0, 0.6)
+
+
+def test_tasks_and_differing_probes_are_refused(small_bench, tmp_path):
+    with pytest.raises(BenchError, match="--tasks"):
+        JoinedBenchmark("vit-digits+pit-digits", ["digits"])
+    raw = json.loads(small_bench.read_text())
+    raw["recipe"].pop("dataset")  # no packaged data: its default probe is Gaussian noise
+    noisy = tmp_path / "noisy.json"
+    noisy.write_text(json.dumps(raw))
+    joined = JoinedBenchmark(f"pit-digits+{noisy}")
+    with pytest.raises(BenchError, match="probes differ"):
+        joined.probe({})
+    assert joined.probe({"dataset": "digits", "batch_size": 64, "max_rows": 2048}).dataset == "digits"
+
+
+def test_joined_run_fitness_is_the_mean_of_each_benchmarks_kendall(tmp_path):
+    config = EvolveConfig(population=6, iterations=4, sample_size=4, top_k=2, seed=0)
+    record = run_evolve("vit", "vit-digits+pit-digits", tmp_path / "run", config)
+    assert record["bench"]["name"] == "vit-digits+pit-digits"
+    assert set(record["test"]["kendall"]) == {"vit-digits:digits", "pit-digits:digits"}
+    scores = np.array([np.nan if s is None else s for s in record["scores"]], dtype=float)
+    vit, pit = load_benchmark("vit-digits"), load_benchmark("pit-digits")
+    vs, _ = split_indices(len(vit), 0, 0.6)
+    ps, _ = split_indices(len(pit), 0, 0.6)
+    want = np.mean([sps.kendalltau(scores[vs], vit.targets["digits"][vs]).statistic,
+                    sps.kendalltau(scores[[len(vit) + i for i in ps]], pit.targets["digits"][ps]).statistic])
+    assert record["fitness"] == pytest.approx(want, abs=1e-12)
