@@ -165,13 +165,13 @@ def _fill_cache(space, archs, probe: Probe, stats: tuple[str, ...], root: Path, 
     from synth.pool import imap_jobs, spawn_pool
 
     stems = [_cache_stem(root, space, arch, probe, stats) for arch in archs]
-    jobs = [(space, arch, probe, stats, stem) for arch, stem in zip(archs, stems) if _read_entry(stem) is None]
+    jobs = [(space, arch, probe, stats, stem) for arch, stem in zip(archs, stems) if not _has_header(stem)]
     done = len(archs) - len(jobs)
     if progress and done:
         progress(done, len(archs))
     if not jobs:
         return
-    pool = spawn_pool(min(workers, len(jobs)), _init_worker, (tuple(plugins),))
+    pool = spawn_pool(min(workers, len(jobs)), _init_worker, (tuple(plugins), probe.batch(space)))
     try:
         for _ in imap_jobs(_store_entry, jobs, pool, ordered=False):
             done += 1
@@ -181,10 +181,20 @@ def _fill_cache(space, archs, probe: Probe, stats: tuple[str, ...], root: Path, 
         pool.terminate()
 
 
-_BATCHES: dict = {}  # per worker process: probe fingerprint -> its batch
+def _has_header(stem: Path) -> bool:
+    """Whether a complete entry of this cache format is there, judged by its header alone (written
+    last); its data is checked when it is read, and a damaged one recomputed then."""
+    try:
+        header = json.loads(stem.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(header, dict) and header.get("format") == CACHE_FORMAT and "crc32" in header
 
 
-def _init_worker(plugins: tuple) -> None:
+_WORKER: dict = {}  # per worker process: the probe batch
+
+
+def _init_worker(plugins: tuple, batch) -> None:
     import torch
 
     from synth.plugins import import_plugin
@@ -192,12 +202,10 @@ def _init_worker(plugins: tuple) -> None:
     torch.set_num_threads(1)
     for module, folder in plugins:
         import_plugin(module, Path(folder))
+    _WORKER["batch"] = batch
 
 
 def _store_entry(job: tuple) -> None:
     """Worker: compute one architecture's statistics and write its cache entry."""
     space, arch, probe, stats, stem = job
-    key = json.dumps(probe.fingerprint(), sort_keys=True, default=str) + space.name
-    if key not in _BATCHES:
-        _BATCHES[key] = probe.batch(space)
-    _write_entry(stem, statistics_for(space, arch, probe, stats, _BATCHES[key]), probe.dtype)
+    _write_entry(stem, statistics_for(space, arch, probe, stats, _WORKER["batch"]), probe.dtype)
