@@ -45,7 +45,7 @@ class JoinedBenchmark:
             raise BenchError(f"--tasks picks columns of one benchmark; {source!r} joins {len(sources)} (leave --tasks out)")
         self.parts: list[Benchmark] = [load_benchmark(s, tasks) for s in sources]
         self.spaces = [benchmark_space(b) for b in self.parts]
-        self.offsets = list(np.cumsum([0] + [len(b) for b in self.parts[:-1]]))
+        self.offsets = [sum(len(b) for b in self.parts[:k]) for k in range(len(self.parts))]  # plain ints: rows go to JSON
         self.name = "+".join(b.name for b in self.parts)
         self.space_name = "+".join(s.name for s in self.spaces)
         self.targets = self._targets()
