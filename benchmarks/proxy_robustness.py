@@ -1,0 +1,131 @@
+"""How an exported proxy.py's held-out Kendall moves with the probe batch and the initialisation.
+
+An evolved formula is measured under one probe (images, labels) and one initialisation; a proxy
+that only works under those is not a proxy. This script loads a run's exported `proxy.py` in
+isolation (the file needs torch only; synth builds the networks and the probe), scores the run's
+held-out architectures once per (initialisation scheme, probe seed), and prints the mean Kendall
+tau-b over the benchmark's tasks beside #params, which neither changes.
+
+Initialisation schemes:
+  timm   the space's own builder (timm's ViT initialisation for synth's ViT spaces), seeded by the
+         run's init seed; what the proxy was evolved under.
+  torch  the same networks with every module's parameters reset by PyTorch's own
+         `reset_parameters()` (Kaiming-uniform Linear, unit LayerNorm), seeded alike.
+
+It also runs the proxy once on timm's own ViT, DeiT and PiT models (random weights, 224 px) to
+show that it reads them.
+
+    python benchmarks/proxy_robustness.py runs/vb-s0 --probe-seeds 0,1,2 --inits timm,torch
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synth.baselines import size_baselines
+from synth.bench import benchmark_space, load_benchmark
+from synth.fitness import correlation
+from synth.probe import Probe
+
+TIMM_MODELS = ("vit_tiny_patch16_224", "deit_tiny_patch16_224", "pit_ti_224")
+
+
+def load_proxy(path: Path):
+    """The exported proxy module at `path` (a proxy.py, or a run directory holding one)."""
+    path = path / "proxy.py" if path.is_dir() else path
+    spec = importlib.util.spec_from_file_location(f"proxy_{abs(hash(str(path)))}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def reset_to_torch_defaults(model: torch.nn.Module) -> torch.nn.Module:
+    """`model` with every submodule's own `reset_parameters()` applied: PyTorch's default
+    initialisation in place of the builder's (timm's) scheme. Parameters no module resets
+    (ViT's class token and position embedding) keep the builder's values."""
+    for module in model.modules():
+        if module is not model and hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    return model
+
+
+def scores_under(proxy, space, archs, probe: Probe, init: str) -> np.ndarray:
+    """The proxy's score of every architecture, built with `probe.init_seed` under `init`."""
+    inputs, targets = probe.batch(space)
+    out = []
+    for arch in archs:
+        model = space.build(arch, seed=probe.init_seed)
+        if init == "torch":
+            torch.manual_seed(probe.init_seed)
+            reset_to_torch_defaults(model)
+        value = float(proxy.score(model, inputs, targets))
+        out.append(value if math.isfinite(value) else np.nan)
+    return np.array(out)
+
+
+def mean_kendall(scores: np.ndarray, targets: dict[str, np.ndarray]) -> tuple[float, dict[str, float]]:
+    per_task = {task: correlation(scores, values, "kendall") for task, values in targets.items()}
+    return float(np.mean(list(per_task.values()))), per_task
+
+
+def timm_family_scores(proxy, probe: Probe) -> dict[str, float]:
+    """The proxy's score on timm's own ViT, DeiT and PiT (random weights, ImageNet-size probe)."""
+    import timm
+
+    generator = torch.Generator().manual_seed(probe.seed)
+    inputs = torch.randn(probe.batch_size, 3, 224, 224, generator=generator)
+    targets = torch.randint(0, 1000, (probe.batch_size,), generator=generator)
+    out = {}
+    for name in TIMM_MODELS:
+        torch.manual_seed(probe.init_seed)
+        out[name] = float(proxy.score(timm.create_model(name, pretrained=False), inputs, targets))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="a synth evolve run directory (run.json and proxy.py)")
+    parser.add_argument("--probe-seeds", default="0,1,2")
+    parser.add_argument("--inits", default="timm,torch", help="initialisation schemes: timm, torch")
+    parser.add_argument("--limit", type=int, default=0, help="score only the first N held-out architectures (a quick look)")
+    args = parser.parse_args()
+
+    record = json.loads((args.run / "run.json").read_text())
+    proxy = load_proxy(args.run)
+    bench = load_benchmark(record["bench"]["source"], tasks=record["bench"]["tasks"])
+    space = benchmark_space(bench)
+    rows = np.array(record["split"]["test"][: args.limit or None])
+    archs = [bench.archs[i] for i in rows]
+    targets = {task: bench.targets[task][rows] for task in bench.tasks}
+    base = Probe(**record["probe"])
+    print(f"{record['formula']}  (run {args.run}, {bench.name}, {len(rows)} held-out architectures)")
+    params = size_baselines(space, archs)["params"]
+    print(f"#params: held-out mean Kendall {mean_kendall(np.asarray(params, dtype=float), targets)[0]:.3f}")
+    print(f"{'init':<8}{'probe seed':>11}{'mean':>8}" + "".join(f"{t:>14}" for t in bench.tasks) + f"{'s/arch':>8}")
+    means = {}
+    for init in [i.strip() for i in args.inits.split(",")]:
+        if init not in ("timm", "torch"):
+            raise SystemExit(f"unknown initialisation {init!r}: choose timm or torch")
+        for seed in [int(s) for s in args.probe_seeds.split(",")]:
+            probe = Probe(**{**record["probe"], "seed": seed})
+            t0 = time.perf_counter()
+            mean, per_task = mean_kendall(scores_under(proxy, space, archs, probe, init), targets)
+            seconds = (time.perf_counter() - t0) / len(archs)
+            means.setdefault(init, []).append(mean)
+            print(f"{init:<8}{seed:>11}{mean:>8.3f}" + "".join(f"{per_task[t]:>14.3f}" for t in bench.tasks)
+                  + f"{seconds:>8.2f}", flush=True)
+    for init, values in means.items():
+        print(f"{init}: mean {np.mean(values):.3f}, spread (max - min) {np.ptp(values):.3f} over probe seeds")
+    print("timm models (random weights):", ", ".join(f"{k} {v:.4g}" for k, v in timm_family_scores(proxy, base).items()))
+
+
+if __name__ == "__main__":
+    main()
