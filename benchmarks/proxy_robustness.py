@@ -32,7 +32,7 @@ import torch
 
 from synth.baselines import size_baselines
 from synth.bench import benchmark_space, load_benchmark
-from synth.fitness import correlation
+from synth.fitness import correlations
 from synth.probe import Probe
 
 TIMM_MODELS = ("vit_tiny_patch16_224", "deit_tiny_patch16_224", "pit_ti_224")
@@ -72,7 +72,7 @@ def scores_under(proxy, space, archs, probe: Probe, init: str) -> np.ndarray:
 
 
 def mean_kendall(scores: np.ndarray, targets: dict[str, np.ndarray]) -> tuple[float, dict[str, float]]:
-    per_task = {task: correlation(scores, values, "kendall") for task, values in targets.items()}
+    per_task = correlations(scores, targets, np.arange(len(scores)))["kendall"]
     return float(np.mean(list(per_task.values()))), per_task
 
 
