@@ -93,7 +93,7 @@ def _read_entry(stem: Path) -> dict | None:
         return None
     try:
         header = json.loads(header_file.read_text())
-        if header.get("format") != CACHE_FORMAT or "crc32" not in header:
+        if isinstance(header, dict) and not _current_header(header):  # any other header is damaged: warned below
             return None
         dtype = getattr(torch, header["dtype"])
         total = sum(entry["numel"] for entry in header["stats"].values())
@@ -138,10 +138,10 @@ def load_statistics(space, archs, probe: Probe, stats, cache: Path | None = None
         raise ValueError(f"probe dtype {probe.dtype!r}: choose from {', '.join(DTYPES)}")
     stats = tuple(sorted(stats))
     root = cache_root() if cache is None else cache
-    if workers > 1 and root and device == "cpu":
-        _fill_cache(space, archs, probe, stats, root, workers, plugins, progress)
-        progress = None  # every architecture has been reported
     batch = probe.batch(space)
+    if workers > 1 and root and device == "cpu":
+        _fill_cache(space, archs, probe, stats, root, workers, plugins, progress, batch)
+        progress = None  # every architecture has been reported
     out = []
     for i, arch in enumerate(archs):
         stem = _cache_stem(root, space, arch, probe, stats) if root else None
@@ -159,9 +159,10 @@ def load_statistics(space, archs, probe: Probe, stats, cache: Path | None = None
     return out
 
 
-def _fill_cache(space, archs, probe: Probe, stats: tuple[str, ...], root: Path, workers: int, plugins, progress) -> None:
-    """Compute the cache entries `archs` lack in a pool of `workers` processes, reporting progress
-    (cached entries count as done) as each finishes."""
+def _fill_cache(space, archs, probe: Probe, stats: tuple[str, ...], root: Path, workers: int, plugins, progress,
+                batch) -> None:
+    """Compute the cache entries `archs` lack in a pool of `workers` processes, each given the probe
+    `batch` once, reporting progress (cached entries count as done) as each finishes."""
     from synth.pool import imap_jobs, spawn_pool
 
     stems = [_cache_stem(root, space, arch, probe, stats) for arch in archs]
@@ -171,7 +172,7 @@ def _fill_cache(space, archs, probe: Probe, stats: tuple[str, ...], root: Path, 
         progress(done, len(archs))
     if not jobs:
         return
-    pool = spawn_pool(min(workers, len(jobs)), _init_worker, (tuple(plugins), probe.batch(space)))
+    pool = spawn_pool(min(workers, len(jobs)), _init_worker, (tuple(plugins), batch))
     try:
         for _ in imap_jobs(_store_entry, jobs, pool, ordered=False):
             done += 1
@@ -188,6 +189,12 @@ def _has_header(stem: Path) -> bool:
         header = json.loads(stem.with_suffix(".json").read_text())
     except (OSError, ValueError):
         return False
+    return _current_header(header)
+
+
+def _current_header(header) -> bool:
+    """Whether a cache header belongs to an entry of this cache format that carries its CRC-32
+    (an older synth's entry is recomputed, not used)."""
     return isinstance(header, dict) and header.get("format") == CACHE_FORMAT and "crc32" in header
 
 
