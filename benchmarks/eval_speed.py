@@ -22,7 +22,9 @@ With `--run RUN_DIR` it prints the run-level figure instead: every distinct prog
 run's search split from the statistics cache, once as the engine scored them before the
 throughput work (every program on every row) and once as it scores them now (a program stops at
 its first non-finite score or failure), side by side: distinct programs per second, the median
-and 99th-percentile cost per program, and the memory-bandwidth floor of the same reads.
+and 99th-percentile cost per program, and the memory-bandwidth floor of the same reads (the two
+engines are timed program by program, in alternating order). A third pass, as the engine scores
+now, times each runtime op inside it, and the script lists the ops that take the most time.
 
     python benchmarks/eval_speed.py --run runs/vit-bench-101-s0 [--programs 200]
 """
@@ -130,20 +132,70 @@ def run_programs(run_dir: Path) -> tuple[dict, list[str]]:
     return checkpoint, [entry[4] for key, entry in checkpoint.get("memo", {}).items() if key and len(entry) > 4 and entry[4]]
 
 
-def score_all(formulas, values, rows, stop_early: bool) -> list[float]:
-    """Seconds each formula takes over `rows`, scored one after another with one run-long scalar memo
-    per architecture, as the Evaluator does; with `stop_early` a formula stops at its first
-    non-finite score or failure, as the Evaluator does now."""
-    shared = {i: {} for i in rows}
-    costs = []
-    for formula in formulas:
-        start = time.perf_counter()
-        for i in rows:
-            value, error = Evaluator._score(formula, values[i], shared[i])
-            if stop_early and (error or not math.isfinite(value)):
-                break
-        costs.append(time.perf_counter() - start)
-    return costs
+def score_all(formulas, values, rows) -> tuple[list[float], list[float]]:
+    """Seconds each formula takes over `rows` as the engine scored before the throughput work (every
+    row) and as it scores now (stopping at the first non-finite score or failure), each engine with
+    its own run-long scalar memo per architecture, as the Evaluator keeps.
+
+    The two are timed program by program, in alternating order, rather than as two passes: over a
+    run whose statistics nearly fill memory, whichever pass came second was slowed by page-cache
+    and heap state (a first version measured "now" at 0.81x "before", though it does no more work).
+    """
+    memos = {engine: {i: {} for i in rows} for engine in ("before", "now")}
+    costs = {"before": [], "now": []}
+    for n, formula in enumerate(formulas):
+        order = ("before", "now") if n % 2 == 0 else ("now", "before")
+        for engine in order:
+            start = time.perf_counter()
+            for i in rows:
+                value, error = Evaluator._score(formula, values[i], memos[engine][i])
+                if engine == "now" and (error or not math.isfinite(value)):
+                    break
+            costs[engine].append(time.perf_counter() - start)
+    return costs["before"], costs["now"]
+
+
+class OpClock:
+    """Seconds spent inside each runtime op while active: where a run's evaluation time goes.
+
+    It wraps the `op_*` functions that synth.execute looks up on the runtime module by name, so
+    nested helpers count towards the op that called them, and restores them on exit.
+    """
+
+    def __init__(self):
+        self.seconds, self.calls = {}, {}
+
+    def __enter__(self):
+        self.saved = {name: getattr(runtime, name) for name in dir(runtime) if name.startswith("op_")}
+        for name, fn in self.saved.items():
+            setattr(runtime, name, self._timed(name, fn))
+        return self
+
+    def __exit__(self, *exc):
+        for name, fn in self.saved.items():
+            setattr(runtime, name, fn)
+
+    def _timed(self, name, fn):
+        def timed_op(*args):
+            start = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+                self.calls[name] = self.calls.get(name, 0) + 1
+        return timed_op
+
+
+def op_breakdown(formulas, values, rows) -> OpClock:
+    """Seconds per runtime op when `formulas` are scored over `rows` as the engine scores now."""
+    memos = {i: {} for i in rows}
+    with OpClock() as clock:
+        for formula in formulas:
+            for i in rows:
+                value, error = Evaluator._score(formula, values[i], memos[i])
+                if error or not math.isfinite(value):
+                    break
+    return clock
 
 
 def run_level(args) -> None:
@@ -180,8 +232,7 @@ def run_level(args) -> None:
         nbytes = sum(_nbytes(values[i][u]) for i in rows for u in used)
         floors.append(nbytes / bandwidth)
 
-    before = score_all(formulas, values, rows, stop_early=False)
-    after = score_all(formulas, values, rows, stop_early=True)
+    before, after = score_all(formulas, values, rows)
 
     med = statistics.median
     print(f"run {run_dir}: {len(formulas)} distinct programs of {len(keys)} scored by the run, re-scored over "
@@ -194,6 +245,12 @@ def run_level(args) -> None:
               f"{max(costs):>9.4f}{sum(costs):>9.1f}")
     print(f"now / before: {sum(before) / sum(after):.2f}x the programs per second; now / floor: "
           f"{sum(after) / sum(floors):.0f}x the floor's time")
+    clock = op_breakdown(formulas, values, rows)
+    total = sum(clock.seconds.values())
+    print(f"where the time goes (a third pass, as now; seconds inside each op, {total:.1f} s in all):")
+    print(f"{'op':<20}{'calls':>8}{'seconds':>9}{'share':>7}")
+    for name in sorted(clock.seconds, key=clock.seconds.get, reverse=True)[: args.top_ops]:
+        print(f"{name:<20}{clock.calls[name]:>8}{clock.seconds[name]:>9.2f}{clock.seconds[name] / total:>7.0%}")
 
 
 def _nbytes(value) -> int:
@@ -213,6 +270,7 @@ def main() -> None:
     parser.add_argument("--probe-data", default="gaussian", help="gaussian, digits or photos (default: gaussian)")
     parser.add_argument("--run", default=None, metavar="RUN_DIR", help="print the run-level figure for this run's programs")
     parser.add_argument("--programs", type=int, default=0, help="with --run: only the first N programs (default: all)")
+    parser.add_argument("--top-ops", type=int, default=12, help="with --run: ops listed in the time breakdown (default: 12)")
     args = parser.parse_args()
     if args.run:
         run_level(args)

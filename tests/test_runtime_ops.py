@@ -73,6 +73,26 @@ def test_protected_ops_stay_finite_at_zero():
         assert torch.isfinite(getattr(runtime, name)(zero).data).all(), name
 
 
+def test_inverse_keeps_the_sign_and_clamps_at_eps_with_both_zeros_positive():
+    x = torch.tensor([2.0, -4.0, 0.0, -0.0, 1e-20, -1e-20, float("inf"), float("-inf"), float("nan")])
+    expected = [0.5, -0.25, 1e12, 1e12, 1e12, -1e12, 0.0, -0.0, float("nan")]
+    out = runtime.op_inverse(runtime.Layers.from_list([x.reshape(3, 3)])).data
+    np.testing.assert_allclose(out.numpy(), np.float32(expected), rtol=1e-6)
+    assert torch.signbit(out[7]) and not torch.signbit(out[3])
+
+
+@pytest.mark.parametrize("name", sorted(set(ELEMENTWISE) | {"op_std", "op_l1", "op_fro", "op_nuclear", "op_mean"}))
+def test_ops_leave_their_arguments_untouched(name):
+    """Ops work in place only on their own temporaries: statistics and shared values stay as they were."""
+    value = layers(A, B)
+    before = value.data.clone()
+    getattr(runtime, name)(value)
+    assert torch.equal(value.data, before)
+    whole = t(A)  # a tensor outside the flat buffer (one layer's matrix, or a per-layer vector)
+    getattr(runtime, name)(whole)
+    assert torch.equal(whole, t(A))
+
+
 def test_matrix_products_follow_linear_layer_shapes():
     x, w = RNG.normal(size=(11, 4)).astype(np.float32), RNG.normal(size=(6, 4)).astype(np.float32)
     gy = RNG.normal(size=(11, 6)).astype(np.float32)

@@ -1,6 +1,10 @@
 """The operators' torch code: one `op_*` function per sympy node a formula can hold (synth.execute
 maps nodes to them), and `op_plugin`, which applies a plugin op's torch function as its role says.
 
+An op never changes its arguments (they may be statistics or values shared between formulas),
+but a chain of steps works in place on the one temporary it makes: on the CPU a fresh buffer of
+a few MB can cost more to map and fault in than the arithmetic done in it.
+
 Part of the torch-only runtime that `synth.export` copies into every exported `proxy.py`.
 """
 
@@ -32,7 +36,7 @@ def op_pow(x, exponent):
 
 def op_log(x):
     """log|x| (protected)."""
-    return _elementwise(lambda t: torch.log(t.abs() + EPS), x)
+    return _elementwise(lambda t: t.abs().add_(EPS).log_(), x)
 
 
 def op_abs(x):
@@ -45,12 +49,12 @@ def op_exp(x):
 
 def op_sqrt(x):
     """sqrt|x| (protected)."""
-    return _elementwise(lambda t: torch.sqrt(t.abs()), x)
+    return _elementwise(lambda t: t.abs().sqrt_(), x)
 
 
 def op_inverse(x):
-    """1/x with |x| clamped below at EPS, sign kept (0 counts as positive)."""
-    return _elementwise(lambda t: torch.where(t < 0, -1.0, 1.0) / t.abs().clamp_min(EPS), x)
+    """1/x with |x| clamped below at EPS, sign kept (0 and -0 count as positive)."""
+    return _elementwise(lambda t: t.abs().clamp_min_(EPS).reciprocal_().copysign_(t).masked_fill_(t == 0, 1 / EPS), x)
 
 
 def op_relu(x):

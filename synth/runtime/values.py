@@ -123,12 +123,12 @@ def _std_rows(t, keepdim=False):
 def _zscore_rows(t):
     """(x - mean) / std over the last axis (population std)."""
     centred = t - t.mean(dim=-1, keepdim=True)
-    return centred / (torch.linalg.vector_norm(centred, dim=-1, keepdim=True) / t.shape[-1] ** 0.5 + EPS)
+    return centred.div_(torch.linalg.vector_norm(centred, dim=-1, keepdim=True) / t.shape[-1] ** 0.5 + EPS)
 
 
 def _minmax_rows(t):
     lo, hi = t.amin(dim=-1, keepdim=True), t.amax(dim=-1, keepdim=True)
-    return (t - lo) / (hi - lo + EPS)
+    return (t - lo).div_(hi - lo + EPS)
 
 
 def _elementwise(fn, x):
