@@ -147,12 +147,18 @@ def score_all(formulas, values, rows) -> tuple[list[float], list[float]]:
         order = ("before", "now") if n % 2 == 0 else ("now", "before")
         for engine in order:
             start = time.perf_counter()
-            for i in rows:
-                value, error = Evaluator._score(formula, values[i], memos[engine][i])
-                if engine == "now" and (error or not math.isfinite(value)):
-                    break
+            score_rows(formula, values, rows, memos[engine], stop_early=engine == "now")
             costs[engine].append(time.perf_counter() - start)
     return costs["before"], costs["now"]
+
+
+def score_rows(formula, values, rows, memos, stop_early: bool) -> None:
+    """Score `formula` on each row with that row's run-long memo; with `stop_early`, stop at its
+    first non-finite score or failure, as the Evaluator does."""
+    for i in rows:
+        value, error = Evaluator._score(formula, values[i], memos[i])
+        if stop_early and (error or not math.isfinite(value)):
+            return
 
 
 class OpClock:
@@ -191,10 +197,7 @@ def op_breakdown(formulas, values, rows) -> OpClock:
     memos = {i: {} for i in rows}
     with OpClock() as clock:
         for formula in formulas:
-            for i in rows:
-                value, error = Evaluator._score(formula, values[i], memos[i])
-                if error or not math.isfinite(value):
-                    break
+            score_rows(formula, values, rows, memos, stop_early=True)
     return clock
 
 
