@@ -9,6 +9,20 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_BENCHMARKS = ROOT.parent / "shared" / "benchmarks"
 
 
+@pytest.fixture
+def benchmark_script():
+    """A loader of benchmarks/NAME.py as a module (the scripts are not a package)."""
+    import importlib.util
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Statistics caches go to a per-session temp folder, never the user's cache; named

@@ -1,24 +1,13 @@
 """benchmarks/eval_speed.py's run-level parts: the op clock counts each runtime op a formula calls and
 puts the runtime back; the early stop skips the rows after a failure and nothing else."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import sympy
 import torch
 
 from synth import runtime
 from synth.symbolic import Formula, symbol
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "eval_speed.py"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("eval_speed", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _formula(expr) -> Formula:
@@ -29,8 +18,8 @@ def _values(scale):
     return {"x": runtime.Layers.from_list([torch.full((2, 3), float(scale)), torch.full((4, 2), float(scale))])}
 
 
-def test_op_clock_counts_the_ops_each_evaluation_calls_and_restores_the_runtime():
-    script = _script()
+def test_op_clock_counts_the_ops_each_evaluation_calls_and_restores_the_runtime(benchmark_script):
+    script = benchmark_script("eval_speed")
     originals = {name: getattr(runtime, name) for name in ("op_l1", "op_sum", "op_log")}
     x = symbol("x")
     layer_sum, l1 = sympy.Function("layer_sum"), sympy.Function("l1")
@@ -42,8 +31,8 @@ def test_op_clock_counts_the_ops_each_evaluation_calls_and_restores_the_runtime(
     assert {name: getattr(runtime, name) for name in originals} == originals
 
 
-def test_early_stop_leaves_the_rows_after_a_non_finite_score_unscored():
-    script = _script()
+def test_early_stop_leaves_the_rows_after_a_non_finite_score_unscored(benchmark_script):
+    script = benchmark_script("eval_speed")
     x = symbol("x")
     formula = _formula(sympy.Function("logabs")(sympy.Function("layer_sum")(sympy.Function("l1")(x))))
     values = {0: _values(1), 1: _values(math.nan), 2: _values(3)}  # row 1 scores NaN

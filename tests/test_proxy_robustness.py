@@ -1,32 +1,21 @@
 """benchmarks/proxy_robustness.py: PyTorch's default initialisation really replaces the builder's, and
 every architecture is scored under the scheme asked for."""
 
-import importlib.util
 import math
 import types
-from pathlib import Path
 
 import torch
 
 from synth.probe import Probe
 from synth.space import load_space
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "proxy_robustness.py"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("proxy_robustness", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def _digits_archs(space, n=3):
     return space.sample_distinct(n, seed=0)
 
 
-def test_torch_defaults_replace_timm_initialisation():
-    script, space = _script(), load_space("vit-digits")
+def test_torch_defaults_replace_timm_initialisation(benchmark_script):
+    script, space = benchmark_script("proxy_robustness"), load_space("vit-digits")
     arch = _digits_archs(space, 1)[0]
     model = space.build(arch, seed=0)
     cls_token = model.cls_token.detach().clone()
@@ -43,8 +32,8 @@ def test_torch_defaults_replace_timm_initialisation():
     assert torch.equal(model.cls_token, cls_token)  # no module resets it
 
 
-def test_scores_under_each_scheme_reach_the_proxy():
-    script, space = _script(), load_space("vit-digits")
+def test_scores_under_each_scheme_reach_the_proxy(benchmark_script):
+    script, space = benchmark_script("proxy_robustness"), load_space("vit-digits")
     archs = _digits_archs(space)
     seen = []
 
