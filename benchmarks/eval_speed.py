@@ -137,9 +137,9 @@ def score_all(formulas, values, rows) -> tuple[list[float], list[float]]:
     row) and as it scores now (stopping at the first non-finite score or failure), each engine with
     its own run-long scalar memo per architecture, as the Evaluator keeps.
 
-    The two are timed program by program, in alternating order, rather than as two passes: over a
-    run whose statistics nearly fill memory, whichever pass came second was slowed by page-cache
-    and heap state (a first version measured "now" at 0.81x "before", though it does no more work).
+    The two are timed program by program, in alternating order, rather than as two passes, whose
+    times depend on their order and on the machine's state: on 40 ViT-Bench-101 networks a
+    process's first pass took 51 s and its later passes 36-40 s, whichever engine ran.
     """
     memos = {engine: {i: {} for i in rows} for engine in ("before", "now")}
     costs = {"before": [], "now": []}
