@@ -11,6 +11,7 @@ from synth.errors import ConfigError, did_you_mean
 # correlations a JCM may use (synth.fitness.correlation); weighted_kendall is scipy's weightedtau,
 # kendall_top the mean of Kendall tau-b and the accuracy of the proxy's top tenth (top_quality)
 FITNESS_METRICS = ("kendall", "spearman", "pearson", "weighted_kendall", "kendall_top")
+TOP_SHARE = 0.1  # the share of rows kendall_top's top_quality judges by default: a tenth of the split, set before any run
 
 __all__ = ["EvolveConfig", "MODES", "FITNESS_METRICS", "config_from"]
 
@@ -30,6 +31,7 @@ class EvolveConfig:
     crossover_prob: float = 0.0  # chance a child is a crossover with a second parent instead of a mutant
     insert_prob: float = 0.0  # chance a child is its parent with one node inserted instead of a mutant
     metric: str = "kendall"  # one of FITNESS_METRICS
+    top_share: float = TOP_SHARE  # kendall_top: the share of the rows whose accuracy top_quality averages
     join: str = "mean"  # JCM over tasks: mean | min
     absolute: bool = False  # correlate by |value| (the group's later code) instead of signed
     seed: int = 0
@@ -68,6 +70,7 @@ class EvolveConfig:
             ("top_k", 1 <= self.top_k <= self.sample_size, "needs 1 <= top-k <= sample-size"),
             ("max_retries", self.max_retries >= 1, "must be >= 1"),
             ("metric", self.metric in FITNESS_METRICS, f"must be one of {', '.join(FITNESS_METRICS)}"),
+            ("top_share", 0.0 < self.top_share <= 1.0, "must be in (0, 1]"),
             ("join", self.join in ("mean", "min"), "must be mean or min"),
             ("search_fraction", 0.0 < self.search_fraction < 1.0, "must be in (0, 1)"),
             ("time_limit", self.time_limit >= 0 and math.isfinite(self.time_limit), "must be a finite number >= 0"),

@@ -133,13 +133,13 @@ class Evaluator:
         """Fitness of finite scores: the JCM on the search rows, or its quantile over the row subsets."""
         c = self.config
         if self.subsets is None:
-            return jcm(scores, self.targets, self.search_rows, c.metric, c.join, c.absolute)
-        return resampled_jcm(scores, self.targets, self.subsets, c.resample_quantile, c.metric, c.join, c.absolute)
+            return jcm(scores, self.targets, self.search_rows, c.metric, c.join, c.absolute, c.top_share)
+        return resampled_jcm(scores, self.targets, self.subsets, c.resample_quantile, c.metric, c.join, c.absolute, c.top_share)
 
     def validation_jcm(self, formula: Formula, rows) -> float:
         """The plain JCM of `formula` on other `rows` (an inner validation fold), for the final pick."""
         c = self.config
-        return jcm(self.scores(formula, rows), self.targets, list(rows), c.metric, c.join, c.absolute)
+        return jcm(self.scores(formula, rows), self.targets, list(rows), c.metric, c.join, c.absolute, c.top_share)
 
     @staticmethod
     def _score(formula: Formula, values: dict, memo: dict | None = None) -> tuple[float, str | None]:

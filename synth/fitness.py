@@ -15,17 +15,17 @@ import math
 import numpy as np
 from scipy import stats as sps
 
-from synth.config import FITNESS_METRICS
+from synth.config import FITNESS_METRICS, TOP_SHARE
 
 __all__ = ["correlation", "correlations", "jcm", "resampled_jcm", "resamples", "INVALID", "METRICS", "FITNESS_METRICS", "resolution", "top_quality", "valid_scores"]
 
 INVALID = -1.0  # fitness of a program that cannot rank architectures
 METRICS = ("kendall", "spearman", "pearson")  # reported everywhere; a JCM may use FITNESS_METRICS
-TOP_SHARE = 0.1  # the share of rows top_quality judges: a tenth of the split, set before any run
 
 
-def correlation(scores: np.ndarray, target: np.ndarray, metric: str = "kendall") -> float:
-    """Correlation of `scores` with `target` over rows where the target is known; NaN if undefined."""
+def correlation(scores: np.ndarray, target: np.ndarray, metric: str = "kendall", top_share: float = TOP_SHARE) -> float:
+    """Correlation of `scores` with `target` over rows where the target is known; NaN if undefined.
+    `top_share` is the share of the rows `kendall_top` judges by their accuracy (see `top_quality`)."""
     scores, target = np.asarray(scores, dtype=float), np.asarray(target, dtype=float)
     keep = ~np.isnan(target)
     x, y = scores[keep], target[keep]
@@ -40,7 +40,7 @@ def correlation(scores: np.ndarray, target: np.ndarray, metric: str = "kendall")
     elif metric == "weighted_kendall":
         value = sps.weightedtau(x, y).statistic
     elif metric == "kendall_top":
-        value = (sps.kendalltau(x, y, variant="b").statistic + top_quality(x, y)) / 2
+        value = (sps.kendalltau(x, y, variant="b").statistic + top_quality(x, y, top_share)) / 2
     else:
         raise ValueError(f"unknown correlation {metric!r}; choose from {', '.join(FITNESS_METRICS)}")
     return float(value)
@@ -90,11 +90,12 @@ def valid_scores(scores) -> bool:
     return bool(np.all(np.isfinite(scores)) and np.ptp(scores) > 0)
 
 
-def jcm(scores, targets: dict[str, np.ndarray], rows, metric: str = "kendall", join: str = "mean", absolute: bool = False) -> float:
+def jcm(scores, targets: dict[str, np.ndarray], rows, metric: str = "kendall", join: str = "mean", absolute: bool = False,
+        top_share: float = TOP_SHARE) -> float:
     """Joint correlation over tasks on `rows`: mean (or min) of per-task correlations; INVALID if undefined."""
     if not valid_scores(np.asarray(scores, dtype=float)[rows]):
         return INVALID
-    values = [correlation(np.asarray(scores)[rows], t[rows], metric) for t in targets.values()]
+    values = [correlation(np.asarray(scores)[rows], t[rows], metric, top_share) for t in targets.values()]
     if any(math.isnan(v) for v in values):
         return INVALID
     if absolute:
@@ -113,11 +114,11 @@ def resamples(rows, count: int, fraction: float, seed: int) -> list[list[int]]:
 
 
 def resampled_jcm(scores, targets: dict[str, np.ndarray], subsets: list[list[int]], quantile: float,
-                  metric: str = "kendall", join: str = "mean", absolute: bool = False) -> float:
+                  metric: str = "kendall", join: str = "mean", absolute: bool = False, top_share: float = TOP_SHARE) -> float:
     """The `quantile` of the JCM over `subsets` of the rows: with a low quantile, a formula whose
     correlation rests on a few architectures scores below one that ranks every part of the split
     alike. INVALID if the JCM is undefined on any subset."""
-    values = [jcm(scores, targets, rows, metric, join, absolute) for rows in subsets]
+    values = [jcm(scores, targets, rows, metric, join, absolute, top_share) for rows in subsets]
     if any(v <= INVALID for v in values):
         return INVALID
     return float(np.quantile(values, quantile))

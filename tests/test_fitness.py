@@ -156,3 +156,27 @@ def test_top_quality_sees_only_the_top_and_kendall_top_averages_it_with_kendall(
     big_but_bad[0] = 100.0  # the worst row scored highest
     assert correlation(big_but_bad, accuracy, "kendall") > 0.89
     assert correlation(big_but_bad, accuracy, "kendall_top") < correlation(accuracy, accuracy, "kendall_top") - 0.2
+
+
+def test_top_share_sets_how_many_top_rows_kendall_top_judges():
+    accuracy = np.arange(20.0)
+    scores = accuracy.copy()
+    scores[3] = 100.0  # the 4th-worst row is scored highest; the rest are in order
+    tau = sps.kendalltau(scores, accuracy).statistic
+    # share 1/20: only the highest-scored row counts, at accuracy quantile 3/19
+    assert correlation(scores, accuracy, "kendall_top", top_share=0.05) == pytest.approx((tau + 2 * 3 / 19 - 1) / 2)
+    # share 1/5: rows 3, 19, 18, 17
+    assert correlation(scores, accuracy, "kendall_top", top_share=0.2) == pytest.approx((tau + 2 * np.mean([3, 19, 18, 17]) / 19 - 1) / 2)
+    targets = {"a": accuracy, "b": np.roll(accuracy, 5)}
+    by_hand = np.mean([correlation(scores, t, "kendall_top", top_share=0.05) for t in targets.values()])
+    assert jcm(scores, targets, list(range(20)), "kendall_top", top_share=0.05) == pytest.approx(by_hand)
+    assert jcm(scores, targets, list(range(20)), "kendall_top") != pytest.approx(by_hand)
+
+
+@pytest.mark.parametrize("share", [0.0, -0.1, 1.5])
+def test_a_top_share_outside_0_1_is_refused_by_name(share):
+    from synth.config import EvolveConfig
+    from synth.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="top_share"):
+        EvolveConfig(metric="kendall_top", top_share=share).validate()

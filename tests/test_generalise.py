@@ -114,3 +114,17 @@ def test_restarts_run_in_a_row_pick_over_all_and_resume_exactly(small_bench, tmp
     resumed = run_evolve(None, None, cut, small(**cfg), resume=True)
     assert (resumed["formula"], resumed["history"]) == (straight["formula"], straight["history"])
 
+
+
+def test_top_share_reaches_the_fitness_of_a_run(small_bench, tmp_path):
+    """The run's fitness is the mean over tasks of Kendall tau-b and the accuracy quantile of the
+    single highest-scored search row (a share of 1/14 of the 14 search rows), computed by hand."""
+    record = run_evolve("vit", str(small_bench), tmp_path / "t", small(metric="kendall_top", top_share=0.05, iterations=2))
+    assert record["config"]["top_share"] == 0.05
+    search = record["split"]["search"]
+    scores = np.array(record["scores"], dtype=float)[search]
+    accuracy = load_benchmark(str(small_bench)).targets["digits"][search]
+    top = np.flatnonzero(scores == scores.max())
+    quantile = np.mean([(sps.rankdata(accuracy)[i] - 1) / (len(search) - 1) for i in top])
+    tau = sps.kendalltau(scores, accuracy).statistic
+    assert record["fitness"] == pytest.approx((tau + 2 * quantile - 1) / 2)

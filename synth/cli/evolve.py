@@ -77,7 +77,11 @@ def add_parser(subparsers) -> None:
                    help="print a progress line every N iterations (default: 10 when stderr is not a terminal, else none)")
     p.add_argument("--metric", choices=FITNESS_METRICS, default=d.metric,
                    help="correlation inside the JCM; weighted_kendall counts the top of the ranking most, kendall_top "
-                   "averages Kendall with the accuracy of the proxy's top tenth (default: kendall)")
+                   "averages Kendall with the accuracy of the proxy's top --top-share of the rows (default: kendall)")
+    p.add_argument("--top-share", type=float, default=d.top_share, metavar="SHARE",
+                   help="kendall_top: the share of the search rows whose accuracy quantile it averages, a tenth by "
+                   "default; a search keeps only its best few, and a smaller share judges that best few "
+                   f"(default: {d.top_share})")
     p.add_argument("--join", choices=["mean", "min"], default=d.join, help="JCM over tasks: mean or min (default: mean)")
     p.add_argument("--absolute", action="store_true", help="use |correlation| in the JCM")
     p.add_argument("--workers", type=positive_int, default=1,
@@ -106,7 +110,7 @@ def run(args: argparse.Namespace, out) -> int:
             population=args.population, iterations=args.iterations, mutation_prob=args.mutation_prob,
             margin=args.margin, sample_size=args.sample_size, top_k=args.top_k, max_retries=args.max_retries,
             subtree_prob=args.subtree_prob, crossover_prob=args.crossover_prob, insert_prob=args.insert_prob,
-            metric=args.metric, join=args.join, absolute=args.absolute,
+            metric=args.metric, top_share=args.top_share, join=args.join, absolute=args.absolute,
             seed=args.seed, split_seed=args.split_seed, mode=args.mode, children=args.children, time_limit=args.time_limit,
             resamples=args.resamples, resample_fraction=args.resample_fraction, resample_quantile=args.resample_quantile,
             validation=args.validation, seed_programs=args.seed_programs, restarts=args.restarts,
