@@ -26,7 +26,7 @@ import numpy as np
 
 from synth.bench import benchmark_space, load_benchmark
 from synth.estimator import Evolution
-from synth.fitness import correlation
+from synth.fitness import correlations, unscored
 from synth.rundir import json_text, write_text
 from synth.probe import Probe
 from synth.runtime import collect_statistics
@@ -100,11 +100,9 @@ def evolved_entries(run_dirs: list[Path], probe: Probe) -> list[ZooEntry]:
     return entries
 
 
-def correlations(scores: np.ndarray, targets: dict[str, np.ndarray]) -> dict:
+def held_out_correlations(scores: np.ndarray, targets: dict[str, np.ndarray]) -> dict:
     """{metric: {dataset: value}} over the cells with a finite score, and how many failed."""
-    keep = np.isfinite(scores)
-    out = {m: {d: correlation(scores[keep], targets[d][keep], m) for d in DATASETS} for m in METRICS}
-    return {**out, "failed": int((~keep).sum())}
+    return {**correlations(scores, targets), "failed": unscored(scores)}
 
 
 def row(name: str, result: dict) -> str:
@@ -155,7 +153,7 @@ def main() -> None:
         score_architectures(entries, space, archs, probe, progress=progress)
         return
     scored = score_architectures(entries, space, bench.archs, probe, progress=progress)
-    results = {entry.name: correlations(scored[entry.name]["scores"], bench.targets) for entry in entries}
+    results = {entry.name: held_out_correlations(scored[entry.name]["scores"], bench.targets) for entry in entries}
     header = f"{'proxy':34s} " + "  ".join(f"{d[:8]} {m[:3]}" for d in DATASETS for m in METRICS)
     print(header)
     for record, run_dir in zip(records, args.runs):

@@ -17,7 +17,7 @@ from scipy import stats as sps
 
 from synth.config import FITNESS_METRICS, TOP_SHARE
 
-__all__ = ["correlation", "correlations", "jcm", "resampled_jcm", "resamples", "INVALID", "METRICS", "FITNESS_METRICS", "resolution", "top_quality", "valid_scores"]
+__all__ = ["correlation", "correlations", "unscored", "jcm", "resampled_jcm", "resamples", "INVALID", "METRICS", "FITNESS_METRICS", "resolution", "top_quality", "valid_scores"]
 
 INVALID = -1.0  # fitness of a program that cannot rank architectures
 METRICS = ("kendall", "spearman", "pearson")  # reported everywhere; a JCM may use FITNESS_METRICS
@@ -63,10 +63,20 @@ def top_quality(scores, target, share: float = TOP_SHARE) -> float:
     return float(2 * np.dot(weight, quantile) / k - 1)
 
 
-def correlations(scores, targets: dict[str, np.ndarray], rows) -> dict[str, dict[str, float]]:
-    """{metric: {task: value}} on the given rows, for every metric."""
-    scores = np.asarray(scores, dtype=float)[rows]
-    return {m: {task: correlation(scores, t[rows], m) for task, t in targets.items()} for m in METRICS}
+def correlations(scores, targets: dict[str, np.ndarray], rows=None) -> dict[str, dict[str, float]]:
+    """{metric: {task: value}} on the given rows (all by default) whose score is finite, for every
+    metric. An architecture the proxy cannot score (NaN or infinite) is left out rather than making
+    every correlation NaN; `unscored` counts them."""
+    scores = np.asarray(scores, dtype=float)
+    rows = np.arange(len(scores)) if rows is None else np.asarray(rows, dtype=int)
+    rows = rows[np.isfinite(scores[rows])]
+    return {m: {task: correlation(scores[rows], t[rows], m) for task, t in targets.items()} for m in METRICS}
+
+
+def unscored(scores, rows=None) -> int:
+    """How many of `rows` (all by default) have no finite score: what `correlations` leaves out."""
+    scores = np.asarray(scores, dtype=float)
+    return int(np.sum(~np.isfinite(scores if rows is None else scores[list(rows)])))
 
 
 def resolution(scores, rel: float = 1e-6) -> dict:

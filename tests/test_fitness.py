@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from synth.fitness import INVALID, correlation, correlations, jcm, resolution, top_quality, valid_scores
+from synth.fitness import INVALID, correlation, correlations, jcm, resolution, top_quality, unscored, valid_scores
 
 
 def kendall_tau_b_by_hand(x, y):
@@ -67,6 +67,16 @@ def test_correlations_restricts_to_rows():
     out = correlations(s, {"t": np.array([0.0, 1.0, 2.0, 3.0])}, [1, 2, 3])
     assert out["kendall"]["t"] == pytest.approx(1.0)
     assert set(out) == {"kendall", "spearman", "pearson"}
+
+
+def test_correlations_leave_out_architectures_without_a_finite_score():
+    accuracy = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+    scores = np.array([0.0, 2.0, np.nan, 1.0, np.inf, 5.0])
+    out = correlations(scores, {"t": accuracy}, [0, 1, 2, 3, 4, 5])
+    kept = [0, 1, 3, 5]
+    assert out["kendall"]["t"] == pytest.approx(sps.kendalltau(scores[kept], accuracy[kept]).statistic)
+    assert out["spearman"]["t"] == pytest.approx(sps.spearmanr(scores[kept], accuracy[kept]).statistic)
+    assert unscored(scores) == 2 and unscored(scores, [0, 1, 2]) == 1 and unscored(scores, [0, 1]) == 0
 
 
 def test_resolution_counts_distinct_scores_and_the_largest_tie():

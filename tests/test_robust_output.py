@@ -90,3 +90,21 @@ def test_a_failed_atomic_write_leaves_no_temporary_file(tmp_path):
     with pytest.raises(OSError):
         write_json(target, {"a": 1})
     assert [p.name for p in tmp_path.iterdir()] == ["taken"]
+
+
+def test_the_summary_says_how_many_held_out_architectures_got_no_score(small_bench, tmp_path, capsys):
+    """An architecture the winner cannot score is left out of its held-out correlations (not NaN for
+    the whole split), and the summary says how many were left out."""
+    import dataclasses
+
+    from synth.cli.evolve import render_summary
+    from synth.evolve import EvolveConfig
+    from synth.run import run_evolve
+
+    record = run_evolve("vit", str(small_bench), tmp_path / "r", EvolveConfig(population=6, iterations=2, sample_size=4, top_k=2))
+    scores = list(record.scores)
+    scores[record.split["test"][0]] = None
+    render_summary(dataclasses.replace(record, scores=scores), tmp_path / "r", Output())
+    assert "1 of the held-out architectures got no finite score" in capsys.readouterr().err
+    render_summary(record, tmp_path / "r", Output())
+    assert "no finite score" not in capsys.readouterr().err

@@ -172,6 +172,9 @@ def render_summary(record, run_dir, out) -> None:
         [[task, test["kendall"][task], params["kendall"][task], flops["kendall"][task], test["spearman"][task],
           params["spearman"][task]] for task in record.bench["tasks"]],
     )
+    missing = sum(record.scores[i] is None for i in record.split["test"])
+    if missing:
+        out.info(f"{missing} of the held-out architectures got no finite score; the proxy's correlations leave them out")
     proxy, params = record.resolution["proxy"], record.resolution["params"]
     out.info(f"resolution: the proxy gives {proxy['distinct']} distinct scores to {proxy['architectures']} architectures "
              f"(largest tie {proxy['largest_tie']}); #params gives {params['distinct']} (largest tie {params['largest_tie']})")

@@ -23,7 +23,7 @@ import numpy as np
 
 from synth.cache import cache_root
 from synth.errors import InputError
-from synth.fitness import METRICS, correlation
+from synth.fitness import correlation, correlations
 from synth.probe import Probe
 from synth.rundir import CHECKSUM, checksum_problem, warn_damaged, with_checksum, write_json
 from synth.space import SearchSpace, arch_key
@@ -173,12 +173,6 @@ def score_network(entry: ZooEntry, model, inputs, targets) -> list:
     return [value, time.perf_counter() - start, error]
 
 
-def _correlations(scores: np.ndarray, targets: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    """{metric: {task: value}} over the architectures whose score is finite."""
-    keep = np.isfinite(scores)
-    return {m: {task: correlation(scores[keep], t[keep], m) for task, t in targets.items()} for m in METRICS}
-
-
 def zoo_report(bench, scored: dict, arch_ids: list[str]) -> dict:
     """The JSON of `synth zoo`: per proxy its scores by architecture key, its Kendall, Spearman and
     Pearson with each task, seconds per architecture (median), and, where the benchmark carries
@@ -188,7 +182,7 @@ def zoo_report(bench, scored: dict, arch_ids: list[str]) -> dict:
     for name, result in scored.items():
         scores = result["scores"]
         entry = {"scores": {k: (None if not np.isfinite(s) else float(s)) for k, s in zip(arch_ids, scores)},
-                 **_correlations(scores, bench.targets),
+                 **correlations(scores, bench.targets),
                  "seconds_per_arch": float(statistics.median(result["seconds"])) if len(scores) else math.nan,
                  "failed": int((~np.isfinite(scores)).sum()), "errors": result["errors"]}
         if name in references:
