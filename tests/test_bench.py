@@ -110,7 +110,13 @@ def test_killed_build_resumes_without_retraining(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("name", [None, "pit-digits"])
 def test_embedded_benchmark_reproduces_from_its_recipe(name):
-    """Retraining the smallest architecture with seed 0 and the stored recipe gives the stored accuracy."""
+    """Retraining the smallest architecture with seed 0 and the stored recipe gives the stored accuracy,
+    to within the seed-to-seed spread the benchmark records for that architecture. On the CPU that
+    built a benchmark the result is bitwise equal; another CPU's kernels round differently, and 25
+    epochs can amplify that: on an AMD EPYC (AVX-512) machine the smallest PiT retrains to 53.99
+    against the stored 52.88 (seeds 52.88 / 52.32 / 53.62), while its seed 1 and the smallest ViT
+    reproduce exactly. Another data split, learning rate or epoch count lands outside that range
+    (48.05, 37.66 and 49.35 with split seed 1, lr 0.001 and 20 epochs); weight decay 0 does not."""
     import torch
 
     from synth.train import train_and_evaluate
@@ -124,7 +130,8 @@ def test_embedded_benchmark_reproduces_from_its_recipe(name):
         acc = train_and_evaluate(load_space(bench.space), rows[i]["arch"], bench.meta.seeds[0], Recipe(**bench.meta.recipe))
     finally:
         torch.set_num_threads(threads)
-    assert acc == pytest.approx(rows[i]["seed_acc"]["digits"][0], abs=1e-9)
+    seeds = rows[i]["seed_acc"]["digits"]
+    assert acc == pytest.approx(seeds[0], abs=max(seeds) - min(seeds))
 
 
 def test_an_unknown_benchmark_name_lists_the_embedded_ones():
