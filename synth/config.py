@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, fields
 from synth.errors import ConfigError, did_you_mean
 
 # correlations a JCM may use (synth.fitness.correlation); weighted_kendall is scipy's weightedtau,
-# kendall_top the mean of Kendall tau-b and the accuracy of the proxy's top tenth (top_quality)
+# kendall_top the mean of Kendall tau-b and the accuracy of the proxy's top share of the rows (top_quality)
 FITNESS_METRICS = ("kendall", "spearman", "pearson", "weighted_kendall", "kendall_top")
 TOP_SHARE = 0.1  # the share of rows kendall_top's top_quality judges by default: a tenth of the split, set before any run
 

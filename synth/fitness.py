@@ -4,8 +4,8 @@ Correlations come from scipy: Kendall tau-b (tie-aware), Spearman and Pearson, w
 shows, and, as fitness only, two that look at the top of the ranking, which is all a search picking
 the best architecture uses: weighted Kendall (scipy's weightedtau: hyperbolic weights that count
 disagreements among the top-ranked architectures most) and `kendall_top`, the mean of Kendall tau-b
-and the accuracy of the proxy's own top tenth (`top_quality`). Rows whose target is missing (NaN)
-are left out task by task.
+and the accuracy of the proxy's own top share of the rows, a tenth by default (`top_quality`). Rows
+whose target is missing (NaN) are left out task by task.
 """
 
 from __future__ import annotations
