@@ -47,6 +47,36 @@ def test_a_benchmark_without_a_recipe_is_looked_up(tmp_path, small_bench):
         lookup_picks(bench, search_picks(fake_search(tmp_path / "t", other)))
 
 
+def test_a_lookup_names_the_best_architecture_the_search_scored_and_its_place(tmp_path, small_bench):
+    """Besides its pick, a lookup reports the most accurate architecture among all the search scored
+    (evaluated.jsonl), its percentile, and the place the search's ranking gave it: by score, then the
+    smaller network first. Here the best of four scored networks ties the second-highest score with
+    a smaller network, so it is placed third."""
+    from synth.rundir import append_record
+    from synth.space import arch_key
+
+    raw = json.loads(small_bench.read_text())
+    del raw["recipe"]
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps(raw))
+    bench = load_benchmark(str(bare))
+    accs = np.array([row["acc"]["digits"] for row in raw["rows"]])
+    best, *others = [int(i) for i in np.argsort(-accs)[[0, 5, 9, 14]]]
+    scores = {others[0]: 9.0, others[1]: 5.0, best: 5.0, others[2]: 1.0}
+    params = {others[0]: 10.0, others[1]: 20.0, best: 30.0, others[2]: 5.0}
+    search = fake_search(tmp_path / "s", raw["rows"][others[0]]["arch"])
+    with open(search / "evaluated.jsonl", "w") as sink:
+        for i, score in scores.items():
+            arch = raw["rows"][i]["arch"]
+            append_record(sink, {"key": arch_key(arch), "arch": arch, "score": score,
+                                 "seconds": 0.1, "error": None, "params": params[i], "flops": 1.0, "generation": 0})
+    (report,) = lookup_picks(bench, search_picks(search))
+    assert report["best_scored"] == {"acc": accs[best], "percentile": pytest.approx(100 * np.mean(accs <= accs[best])),
+                                     "place": 3, "scored": 4}
+    (bare_search,) = lookup_picks(bench, search_picks(fake_search(tmp_path / "t", raw["rows"][best]["arch"])))
+    assert bare_search["best_scored"] is None  # a search directory without evaluated.jsonl
+
+
 @needs_table
 def test_known_cells_get_the_table_numbers_and_percentile(tmp_path, column):
     picks = search_picks(fake_search(tmp_path / "a", nasbench201_from_string(LINE_3), space="nasbench201"))

@@ -15,7 +15,11 @@ recomputed, giving an interval and the chance that the pick clears a threshold.
 
 A published table that records no recipe (NAS-Bench-201's 15,625 cells, trained
 by its authors) already holds every pick's accuracy: picks are looked up in it,
-not trained, and placed among all of its architectures.
+not trained, and placed among all of its architectures. It also holds the accuracy
+of everything the search scored, so a lookup says whether a poor pick is the
+search's fault (it never scored a good architecture) or the proxy's (it scored one
+and ranked it below the pick): the most accurate architecture the search scored,
+and the place the search's own ranking gave it.
 """
 
 from __future__ import annotations
@@ -30,12 +34,13 @@ from synth.bench.build import build_benchmark
 from synth.bench.load import benchmark_space
 from synth.errors import InputError, RunDirError
 from synth.rundir import CHECKPOINT, RUN_RECORD, read_record
-from synth.search.config import RESULT
+from synth.search.config import RESULT, SearchConfig
+from synth.search.memo import SearchMemo
 from synth.space import arch_key
 from synth.train import Recipe
 
 __all__ = ["records_recipe", "benchmark_recipe", "placement", "seed_noise_placement", "search_picks", "check_picks",
-           "lookup_picks"]
+           "lookup_picks", "best_scored"]
 
 
 def records_recipe(bench) -> bool:
@@ -165,10 +170,11 @@ def lookup_picks(bench, picks: list[dict]) -> list[dict]:
     name of the architecture where it has one (NAS-Bench-201's cell string). InputError for a pick the
     benchmark does not hold, or holds without an accuracy for a task.
     """
-    _same_space(bench, picks)
+    space = _same_space(bench, picks)
     row_of = {arch_key(a): i for i, a in enumerate(bench.archs)}
     ids = bench.meta.arch_ids
     report = []
+    reach = {search: best_scored(bench, space, Path(search), row_of) for search in {p["search"] for p in picks}}
     for pick in picks:
         row = row_of.get(arch_key(pick["arch"]))
         if row is None:
@@ -182,8 +188,31 @@ def lookup_picks(bench, picks: list[dict]) -> list[dict]:
                 raise InputError(f"benchmark {bench.name!r} holds no {task!r} accuracy for {pick['search']}'s "
                                  f"pick {pick['pick']}")
             report.append({**pick, "arch_id": ids[row] if ids else None, "task": task, "acc": acc, "seed_acc": None,
-                           "in_benchmark": acc, **placement(bench.targets[task], acc), "seed_noise": None})
+                           "in_benchmark": acc, **placement(bench.targets[task], acc), "seed_noise": None,
+                           "best_scored": reach[pick["search"]][task]})
     return report
+
+
+def best_scored(bench, space, search_dir: Path, row_of: dict) -> dict:
+    """Per task, the most accurate architecture among those the search scored (its evaluated.jsonl) that
+    the table holds: {"acc", "percentile", "place" (1 = the search's pick, in the search's own order:
+    score, then size, then its seeded tie-break), "scored"}; None for a task where the table holds
+    none of them."""
+    result = read_record(search_dir / RESULT, "no search result here", ("config",))
+    memo = SearchMemo(space, SearchConfig.from_dict(result["config"]), search_dir)
+    memo.load_evaluated()
+    order = memo.ranked(memo.records)
+    out = {}
+    for task in bench.tasks:
+        accuracy = bench.targets[task]
+        known = [(float(accuracy[row_of[key]]), place) for place, key in enumerate(order, 1)
+                 if key in row_of and math.isfinite(accuracy[row_of[key]])]
+        if not known:
+            out[task] = None
+            continue
+        acc, place = max(known, key=lambda k: (k[0], -k[1]))
+        out[task] = {"acc": acc, "percentile": placement(accuracy, acc)["percentile"], "place": place, "scored": len(order)}
+    return out
 
 
 def _benchmark_seed_accs(bench, task: str) -> list | None:

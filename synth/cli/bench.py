@@ -284,14 +284,22 @@ def _render_lookup(bench, report: list[dict], out) -> int:
     out.table(
         f"picks looked up in {bench.name} (no training); best "
         + ", ".join(f"{t} {b:.2f} of {n} architectures" for t, (b, n) in best.items()),
-        ["search", "proxy", "seed", "params", "task", "accuracy", "percentile", "rank", "gap"],
+        ["search", "proxy", "seed", "params", "task", "accuracy", "percentile", "rank", "gap", "best scored (place)"],
         [[Path(r["search"]).name, Path(r["proxy"]).name, r["search_seed"], int(r["params"]), r["task"], f"{r['acc']:.2f}",
-          f"{r['percentile']:.2f}", f"{r['rank']}/{r['of']}", f"{r['gap']:.2f}"] for r in report],
+          f"{r['percentile']:.2f}", f"{r['rank']}/{r['of']}", f"{r['gap']:.2f}", _reach_cell(r["best_scored"])] for r in report],
     )
+    out.info("best scored: the most accurate architecture the search scored, its percentile, and where the search's "
+             "own ranking placed it (1 = the pick): a good one placed low is the proxy's miss, none is the search's")
     out.table("by proxy", ["proxy", "task", "picks", "mean accuracy", "mean percentile", "lowest percentile"],
               [[Path(proxy).name, task, s["picks"], f"{s['mean_acc']:.2f}", f"{s['mean_percentile']:.2f}",
                 f"{s['min_percentile']:.2f}"] for proxy, tasks in summary.items() for task, s in tasks.items()])
     return 0
+
+
+def _reach_cell(best: dict | None) -> str:
+    if best is None:
+        return "-"
+    return f"{best['acc']:.2f}, {best['percentile']:.1f} ({best['place']} of {best['scored']})"
 
 
 def _mean_chance(report: list[dict]) -> float | None:
