@@ -23,7 +23,7 @@ import numpy as np
 
 from synth.cache import cache_root
 from synth.errors import InputError
-from synth.fitness import correlation, correlations
+from synth.fitness import correlation, correlations, unscored
 from synth.probe import Probe
 from synth.rundir import CHECKSUM, checksum_problem, warn_damaged, with_checksum, write_json
 from synth.space import SearchSpace, arch_key
@@ -184,7 +184,7 @@ def zoo_report(bench, scored: dict, arch_ids: list[str]) -> dict:
         entry = {"scores": {k: (None if not np.isfinite(s) else float(s)) for k, s in zip(arch_ids, scores)},
                  **correlations(scores, bench.targets),
                  "seconds_per_arch": float(statistics.median(result["seconds"])) if len(scores) else math.nan,
-                 "failed": int((~np.isfinite(scores)).sum()), "errors": result["errors"]}
+                 "failed": unscored(scores), "errors": result["errors"]}
         if name in references:
             ref = np.asarray(references[name], dtype=float)
             both = np.isfinite(scores) & np.isfinite(ref)
