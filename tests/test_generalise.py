@@ -115,7 +115,6 @@ def test_restarts_run_in_a_row_pick_over_all_and_resume_exactly(small_bench, tmp
     assert (resumed["formula"], resumed["history"]) == (straight["formula"], straight["history"])
 
 
-
 def test_top_share_reaches_the_fitness_of_a_run(small_bench, tmp_path):
     """The run's fitness is the mean over tasks of Kendall tau-b and the accuracy quantile of the
     single highest-scored search row (a share of 1/14 of the 14 search rows), computed by hand."""

@@ -40,7 +40,7 @@ from synth.space import arch_key
 from synth.train import Recipe
 
 __all__ = ["records_recipe", "benchmark_recipe", "placement", "seed_noise_placement", "search_picks", "check_picks",
-           "lookup_picks", "best_scored"]
+           "lookup_picks"]
 
 
 def records_recipe(bench) -> bool:
@@ -174,7 +174,7 @@ def lookup_picks(bench, picks: list[dict]) -> list[dict]:
     row_of = {arch_key(a): i for i, a in enumerate(bench.archs)}
     ids = bench.meta.arch_ids
     report = []
-    reach = {search: best_scored(bench, space, Path(search), row_of) for search in {p["search"] for p in picks}}
+    reach = {search: _best_scored(bench, space, Path(search), row_of) for search in {p["search"] for p in picks}}
     for pick in picks:
         row = row_of.get(arch_key(pick["arch"]))
         if row is None:
@@ -193,7 +193,7 @@ def lookup_picks(bench, picks: list[dict]) -> list[dict]:
     return report
 
 
-def best_scored(bench, space, search_dir: Path, row_of: dict) -> dict:
+def _best_scored(bench, space, search_dir: Path, row_of: dict) -> dict:
     """Per task, the most accurate architecture among those the search scored (its evaluated.jsonl) that
     the table holds: {"acc", "percentile", "place" (1 = the search's pick, in the search's own order:
     score, then size, then its seeded tie-break), "scored"}; None for a task where the table holds
