@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from synth.cli._probe import positive_int
@@ -172,7 +173,9 @@ def render_summary(record, run_dir, out) -> None:
         [[task, test["kendall"][task], params["kendall"][task], flops["kendall"][task], test["spearman"][task],
           params["spearman"][task]] for task in record.bench["tasks"]],
     )
-    missing = sum(record.scores[i] is None for i in record.split["test"])
+    from synth.fitness import unscored
+
+    missing = unscored([math.nan if s is None else s for s in record.scores], record.split["test"])
     if missing:
         out.info(f"{missing} of the held-out architectures got no finite score; the proxy's correlations leave them out")
     proxy, params = record.resolution["proxy"], record.resolution["params"]
