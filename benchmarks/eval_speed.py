@@ -211,7 +211,7 @@ def run_level(args) -> None:
     record, keys = run_programs(run_dir)
     grammar = load_grammar(record["grammar"])
     bench_source = record["bench"]["source"] if isinstance(record.get("bench"), dict) else record.get("bench")
-    bench = load_benchmark(None if str(bench_source).startswith("embedded:") else bench_source, record.get("tasks"))
+    bench = load_benchmark(bench_source, record.get("tasks"))
     space = benchmark_space(bench)
     probe = Probe(**record["probe"])
     config = record["config"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from synth import __version__
+from synth.bench.load import EMBEDDED_PREFIX
 from synth.config import EvolveConfig, config_from
 from synth.errors import RunDirError
 from synth.execute import evaluate
@@ -186,7 +187,7 @@ class Evolution:
         except (TypeError, ValueError) as exc:
             raise RunDirError(f"{path}: not a run record this synth can read ({exc})") from None
         source = record.bench["source"]
-        evolution = cls(record.grammar, None if source.startswith("embedded:") else source, tasks=record.bench["tasks"],
+        evolution = cls(record.grammar, None if source.startswith(EMBEDDED_PREFIX) else source, tasks=record.bench["tasks"],
                         out=run_dir, device=record.device, probe=record.probe, allow_plugins=allow_plugins,
                         **record.config.to_dict())
         evolution.record, evolution.run_dir = record, Path(run_dir)

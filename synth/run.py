@@ -18,6 +18,7 @@ import numpy as np
 from synth import __version__
 from synth.bench import inner_split
 from synth.bench.joined import JoinedBenchmark
+from synth.bench.load import EMBEDDED_PREFIX
 from synth.evaluator import Evaluator
 from synth.evolve import EvolutionState, EvolveConfig, evolve
 from synth.export import proxy_source
@@ -268,7 +269,7 @@ def run_evolve(
         resolution={"proxy": resolution(scores), "params": resolution(sizes["params"])},
         hall_of_fame=hall_of_fame(evaluator),
         grammar=gram.path,
-        bench={"source": bench_source or "embedded:" + bench.name, "name": bench.name, "space": bench.space_name,
+        bench={"source": bench_source or EMBEDDED_PREFIX + bench.name, "name": bench.name, "space": bench.space_name,
                "tasks": bench.tasks, "architectures": len(bench)},
         config=config,
         probe=probe.to_dict(),

@@ -166,3 +166,14 @@ def test_meta_is_typed_and_round_trips_through_json():
     assert bench.meta.extra["format"] == FORMAT and bench.meta.missing == {"digits": 0}
     back = Benchmark.from_dict(json.loads(json_text(bench.to_dict())))
     assert back.meta == bench.meta and back.archs == bench.archs
+
+
+def test_a_run_records_embedded_source_loads_the_embedded_benchmark():
+    """A run on the embedded default records its source as 'embedded:vit-digits' (synth.run); scripts
+    that reload a run's benchmark from its record pass that text back."""
+    from synth.bench import load_benchmark
+
+    default, named = load_benchmark(), load_benchmark("embedded:vit-digits")
+    assert named.name == default.name and named.archs == default.archs
+    assert all((named.targets[t] == default.targets[t]).all() for t in default.tasks)
+    assert load_benchmark("embedded:pit-digits").archs == load_benchmark("pit-digits").archs

@@ -26,12 +26,13 @@ FORMAT = "synth-benchmark/1"
 DEFAULT_BENCHMARK = "vit-digits.json"
 # benchmarks shipped inside synth, by name: the default, and a second ViT family for judging transfer
 EMBEDDED = {"vit-digits": DEFAULT_BENCHMARK, "pit-digits": "pit-digits.json"}
+EMBEDDED_PREFIX = "embedded:"  # how a run record names the embedded benchmark it ran on (synth.run)
 MIN_RANKED = 3  # architectures with a value a task needs before a correlation ranks anything
 
 
 def load_benchmark(source: str | None = None, tasks: list[str] | None = None, rankable: bool = True) -> Benchmark:
     """The benchmark `source`: None for the embedded default, an embedded one by name ('vit-digits',
-    'pit-digits'), a named source ('vit-bench-101',
+    'pit-digits', or 'embedded:vit-digits' as run records name it), a named source ('vit-bench-101',
     'nasbench201-zc:cifar10', 'nasbench201:cifar10', 'nasbench201:cifar10@3000,seed=1'), or a path to a synth benchmark JSON or to a ViT-Bench-101-style row file (.pth, .json, .csv).
 
     `tasks` selects accuracy columns (default: the source's default tasks, or all of them).
@@ -66,6 +67,8 @@ def require_rankable(bench: Benchmark, rows: list[int] | None = None, part: str 
 
 def _load(source: str | None, tasks: list[str] | None) -> Benchmark:
     """The benchmark `source` as its loader reads it (see load_benchmark)."""
+    if source and source.startswith(EMBEDDED_PREFIX) and source[len(EMBEDDED_PREFIX):] in EMBEDDED:
+        source = source[len(EMBEDDED_PREFIX):]
     named = find_source(source) if source else None
     if named is not None:
         return named.load(source, named, tasks)
