@@ -1,13 +1,18 @@
-"""benchmarks/proxy_robustness.py: PyTorch's default initialisation really replaces the builder's, and
-every architecture is scored under the scheme asked for."""
+"""benchmarks/proxy_robustness.py: PyTorch's default initialisation really replaces the builder's,
+every architecture is scored under the scheme asked for, and a search's best architectures are read
+in the search's own order."""
 
+import json
 import math
 import types
 
+import numpy as np
+import pytest
 import torch
 
 from synth.probe import Probe
-from synth.space import load_space
+from synth.rundir import append_record
+from synth.space import arch_key, load_space
 
 
 def _digits_archs(space, n=3):
@@ -48,3 +53,40 @@ def test_scores_under_each_scheme_reach_the_proxy(benchmark_script):
         expected = [sum(p.numel() for p in space.build(a, seed=0).parameters()) for a in archs]
         assert values.tolist() == expected
     assert seen[:3] == [0.0] * 3 and all(b > 0 for b in seen[3:])
+
+
+
+def test_pick_accuracy_is_the_first_best_finite_score(benchmark_script):
+    script = benchmark_script("proxy_robustness")
+    scores = np.array([np.nan, 2.0, 5.0, 5.0, -np.inf])
+    targets = {"a": np.array([99.0, 1.0, 3.0, 4.0, 0.0]), "b": np.arange(5.0)}
+    assert script.pick_accuracy(scores, targets) == {"a": 3.0, "b": 2.0}
+
+
+def test_search_top_takes_the_searchs_own_order_as_table_rows(tmp_path, small_bench, benchmark_script):
+    """The best architectures of a search, in its order (score, then the smaller network first), as
+    rows of the table, with the search's probe; an architecture the table lacks is refused."""
+    script = benchmark_script("proxy_robustness")
+    raw = json.loads(small_bench.read_text())
+    a, b, c, d = 3, 7, 11, 19
+    scored = [(c, 5.0, 30.0), (d, 1.0, 5.0), (a, 9.0, 10.0), (b, 5.0, 20.0)]  # (row, score, params), file order
+    search = tmp_path / "search"
+    search.mkdir()
+    probe = {**Probe().to_dict(), "seed": 4, "init_seed": 2}
+    (search / "search.json").write_text(json.dumps({"proxy": "params", "space": {"name": "vit-digits"},
+                                                    "config": {"seed": 0}, "probe": probe, "top": []}))
+
+    def write(rows):
+        with open(search / "evaluated.jsonl", "w") as sink:
+            for row, score, params in rows:
+                arch = raw["rows"][row]["arch"] if isinstance(row, int) else row
+                append_record(sink, {"key": arch_key(arch), "arch": arch, "score": score, "seconds": 0.1,
+                                     "error": None, "params": params, "flops": 1.0, "generation": 0})
+
+    write(scored)
+    bench, rows, probe_settings = script.search_top(search, str(small_bench), 3)
+    assert rows.tolist() == [a, b, c] and probe_settings == probe and len(bench) == len(raw["rows"])
+    stranger = dict(raw["rows"][a]["arch"], depth=raw["rows"][a]["arch"]["depth"] + 7)
+    write(scored + [(stranger, 50.0, 1.0)])
+    with pytest.raises(SystemExit, match="holds no row for 1 of the search's top 3"):
+        script.search_top(search, str(small_bench), 3)
