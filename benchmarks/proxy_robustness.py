@@ -48,7 +48,7 @@ from synth.probe import Probe
 from synth.rundir import read_record
 from synth.search.config import RESULT, SearchConfig
 from synth.search.memo import SearchMemo
-from synth.space import arch_key
+from synth.space import arch_key, load_space
 
 TIMM_MODELS = ("vit_tiny_patch16_224", "deit_tiny_patch16_224", "pit_ti_224")
 
@@ -98,18 +98,22 @@ def pick_accuracy(scores: np.ndarray, targets: dict[str, np.ndarray]) -> dict[st
 
 
 def search_top(search_dir: Path, table: str, top: int):
-    """(benchmark, rows, probe settings): the `top` best architectures a `synth search` scored, in its
-    own order (score, then size, then its seeded tie-break), as rows of the published `table`."""
+    """(benchmark, rows, probe settings, space): the `top` best architectures a `synth search` scored,
+    in its own order (score, then size, then its seeded tie-break), as rows of the published `table`,
+    and the space the search built them from. That space, not the table's, is the one to rebuild them
+    with: a table's space may fix another head (NAS-Bench-201's cifar100 table: 100 classes, where a
+    search of `nasbench201` builds 10), and a proxy reading the classifier then scores other numbers."""
     bench = load_benchmark(table)
-    result = read_record(search_dir / RESULT, "no search result here", ("config", "probe"))
-    memo = SearchMemo(benchmark_space(bench), SearchConfig.from_dict(result["config"]), search_dir)
+    result = read_record(search_dir / RESULT, "no search result here", ("config", "probe", "space"))
+    space = load_space(result["space"].get("source") or result["space"]["name"])
+    memo = SearchMemo(space, SearchConfig.from_dict(result["config"]), search_dir)
     memo.load_evaluated()
     row_of = {arch_key(a): i for i, a in enumerate(bench.archs)}
     best = memo.ranked(memo.records)[:top]
     missing = [key for key in best if key not in row_of]
     if missing:
         raise SystemExit(f"{table} holds no row for {len(missing)} of the search's top {top}, e.g. {missing[0]}")
-    return bench, np.array([row_of[key] for key in best]), result["probe"]
+    return bench, np.array([row_of[key] for key in best]), result["probe"], space
 
 
 def timm_family_scores(proxy, probe: Probe) -> dict[str, float]:
@@ -143,13 +147,13 @@ def main() -> None:
     record = json.loads((args.run / "run.json").read_text())
     proxy = load_proxy(args.run)
     if args.search:
-        bench, rows, probe_settings = search_top(args.search, args.table, args.top)
+        bench, rows, probe_settings, space = search_top(args.search, args.table, args.top)
         what = f"the best {len(rows)} of search {args.search}"
     else:
         bench = load_benchmark(record["bench"]["source"], tasks=record["bench"]["tasks"])
         rows, probe_settings = np.array(record["split"]["test"][: args.limit or None]), record["probe"]
+        space = benchmark_space(bench)
         what = f"{len(rows)} held-out architectures"
-    space = benchmark_space(bench)
     archs = [bench.archs[i] for i in rows]
     targets = {task: bench.targets[task][rows] for task in bench.tasks}
     base = Probe(**probe_settings)

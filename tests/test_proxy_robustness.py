@@ -65,7 +65,8 @@ def test_pick_accuracy_is_the_first_best_finite_score(benchmark_script):
 
 def test_search_top_takes_the_searchs_own_order_as_table_rows(tmp_path, small_bench, benchmark_script):
     """The best architectures of a search, in its order (score, then the smaller network first), as
-    rows of the table, with the search's probe; an architecture the table lacks is refused."""
+    rows of the table, with the search's probe and the search's space (here another space than the
+    table's, which the script must not rebuild them with); an architecture the table lacks is refused."""
     script = benchmark_script("proxy_robustness")
     raw = json.loads(small_bench.read_text())
     a, b, c, d = 3, 7, 11, 19
@@ -73,7 +74,7 @@ def test_search_top_takes_the_searchs_own_order_as_table_rows(tmp_path, small_be
     search = tmp_path / "search"
     search.mkdir()
     probe = {**Probe().to_dict(), "seed": 4, "init_seed": 2}
-    (search / "search.json").write_text(json.dumps({"proxy": "params", "space": {"name": "vit-digits"},
+    (search / "search.json").write_text(json.dumps({"proxy": "params", "space": {"name": "pit-digits"},
                                                     "config": {"seed": 0}, "probe": probe, "top": []}))
 
     def write(rows):
@@ -84,8 +85,9 @@ def test_search_top_takes_the_searchs_own_order_as_table_rows(tmp_path, small_be
                                      "error": None, "params": params, "flops": 1.0, "generation": 0})
 
     write(scored)
-    bench, rows, probe_settings = script.search_top(search, str(small_bench), 3)
+    bench, rows, probe_settings, space = script.search_top(search, str(small_bench), 3)
     assert rows.tolist() == [a, b, c] and probe_settings == probe and len(bench) == len(raw["rows"])
+    assert space.name == "pit-digits" != bench.space
     stranger = dict(raw["rows"][a]["arch"], depth=raw["rows"][a]["arch"]["depth"] + 7)
     write(scored + [(stranger, 50.0, 1.0)])
     with pytest.raises(SystemExit, match="holds no row for 1 of the search's top 3"):
