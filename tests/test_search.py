@@ -130,11 +130,11 @@ def test_killed_search_resumes_to_the_same_result(tmp_path, monkeypatch):
     real = search_module._score_in_worker
     calls = []
 
-    def dies_after_13(arch, count_flops):
+    def dies_after_13(arch, count_flops, init_seed=None):
         calls.append(arch_key(arch))
         if len(calls) > 13:
             raise KeyboardInterrupt
-        return real(arch, count_flops)
+        return real(arch, count_flops, init_seed)
 
     monkeypatch.setattr(search_module, "_score_in_worker", dies_after_13)
     with pytest.raises(KeyboardInterrupt):
@@ -243,9 +243,9 @@ def test_flops_budget_holds_and_each_network_is_counted_once(tmp_path, monkeypat
 
     real, asked = search_module._score_in_worker, []
 
-    def spy(arch, count_flops):
+    def spy(arch, count_flops, init_seed=None):
         asked.append(count_flops)
-        return real(arch, count_flops)
+        return real(arch, count_flops, init_seed)
 
     monkeypatch.setattr(search_module, "_score_in_worker", spy)
     budget = 200_000

@@ -44,6 +44,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--mutation-prob", type=float, default=d.mutation_prob, help=f"chance each choice is redrawn (default: {d.mutation_prob})")
     p.add_argument("--top-k", type=int, default=d.top_k, help=f"architectures reported (default: {d.top_k})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"search seed (default: {d.seed})")
+    p.add_argument("--finalists", type=int, default=d.finalists, metavar="N",
+                   help="after the search, score its best N architectures under every --init-seeds seed and order "
+                   "them by mean rank, so the pick does not hang on one draw of initial weights (default: off)")
+    p.add_argument("--init-seeds", type=_seed_list, default=d.init_seeds, metavar="S,S,...",
+                   help="initialisation seeds for --finalists, e.g. 0,1,2 (the probe's own seed reuses the search's scores)")
     p.add_argument("--out", type=Path, default=None, help="search directory (default: a new folder under runs/)")
     p.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the search in DIR from its checkpoint")
     p.add_argument("--workers", type=int, default=1, help="processes scoring architectures, one thread each (default: 1)")
@@ -67,18 +72,27 @@ def run(args: argparse.Namespace, out) -> int:
     settings = {} if args.resume else dict(
         population=args.population, iterations=args.iterations, parents=args.parents, mutations=args.mutations,
         crossovers=args.crossovers, mutation_prob=args.mutation_prob, top_k=args.top_k, seed=args.seed,
-        max_params=args.max_params, max_flops=args.max_flops)
+        max_params=args.max_params, max_flops=args.max_flops, finalists=args.finalists, init_seeds=args.init_seeds)
     search_dir = args.resume or args.out or new_run_dir()
     result = search(args.proxy, args.space, out=search_dir, resume=args.resume is not None, probe=probe_overrides(args),
                     device=args.device, workers=args.workers, progress=out.progress, log=out.info, **settings)
     if out.json_mode:
-        out.json({k: result[k] for k in ("proxy", "space", "config", "top", "evaluated", "tied_at_top", "failed", "seconds")}
+        out.json({k: result[k] for k in ("proxy", "space", "config", "top", "finalists", "evaluated", "tied_at_top", "failed",
+                                         "seconds")}
                  | {"out": str(search_dir)})
         return 0
     render_top(result, out)
     out.info(f"wrote {search_dir}/search.json ({result.evaluated} architectures scored, "
              f"{result.failed} failed; {result.seconds['this_session']:.0f} s)")
     return 0
+
+
+def _seed_list(text: str) -> tuple:
+    """'0,1,2' -> (0, 1, 2), for argparse."""
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integer seeds (e.g. 0,1,2)") from None
 
 
 def _budget(config) -> str:
@@ -90,10 +104,13 @@ def _budget(config) -> str:
 def render_top(result, out) -> None:
     """The top architectures of a `synth.search.SearchResult`, and notes on ties and failures."""
     config = result.config
-    rows = [[t.rank, t.score, t.params / 1e6, t.flops / 1e9, _compact(t.arch)] for t in result.top]
-    out.table(f"top {len(rows)} of {result.space['name']} by {result.proxy} ({_budget(config)}; "
-              f"seed {config.seed}, {result.evaluated} architectures scored)",
-              ["rank", "score", "params (M)", "GMACs", "architecture"], rows)
+    reranked = bool(result.finalists)
+    rows = [[t.rank, t.score] + ([t.mean_rank] if reranked else []) + [t.params / 1e6, t.flops / 1e9, _compact(t.arch)]
+            for t in result.top]
+    by = f"mean rank over init seeds {','.join(map(str, config.init_seeds))} among its best {config.finalists}" if reranked else ""
+    out.table(f"top {len(rows)} of {result.space['name']} by {result.proxy}{' (' + by + ')' if by else ''} "
+              f"({_budget(config)}; seed {config.seed}, {result.evaluated} architectures scored)",
+              ["rank", "score"] + (["mean rank"] if reranked else []) + ["params (M)", "GMACs", "architecture"], rows)
     tied = result.tied_at_top
     if tied > 1:
         out.info(f"note: {tied} scored architectures share the top score exactly; the proxy cannot tell them apart, "

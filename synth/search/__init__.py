@@ -16,10 +16,15 @@ it finishes). A killed search resumes from the checkpoint and replays the
 interrupted iteration from the memo, so it ends exactly where an
 uninterrupted one would.
 
-    config.py   SearchConfig and the records (SearchPick, SearchResult); file names
-    memo.py     the memo of scored architectures, mutation and crossover
-    scorer.py   the probe and the scorer (this process or a pool)
-    loop.py     run_search: the loop and its checkpoint
+With `finalists` and `init_seeds`, the search's best architectures are then scored under several
+initialisation seeds and ordered by mean rank (`finalists.jsonl`, resumable too), so that the pick
+does not hang on one draw of initial weights.
+
+    config.py     SearchConfig and the records (SearchPick, SearchResult); file names
+    memo.py       the memo of scored architectures, mutation and crossover
+    scorer.py     the probe and the scorer (this process or a pool)
+    finalists.py  re-ranking the best architectures over initialisation seeds
+    loop.py       run_search: the loop and its checkpoint
 
 This package is also callable: `synth.search(...)` is the `search` function below (see _CallableModule).
 """
@@ -76,7 +81,7 @@ def search(proxy: str | None = None, space: str | SearchSpace | None = None, *, 
     elif proxy is None or space is None:
         raise ConfigError("`proxy` and `space` are required (or `resume=True` with `out`)")
     else:
-        config = config_from(SearchConfig, {k: _budget(k, v) for k, v in settings.items()}, "synth.search").validate()
+        config = config_from(SearchConfig, {k: _setting(k, v) for k, v in settings.items()}, "synth.search").validate()
         space = load_space(space) if isinstance(space, (str, Path)) else space
     if workers < 1:
         raise ConfigError(f"`workers` must be at least 1 (got {workers!r})")
@@ -89,8 +94,11 @@ def search(proxy: str | None = None, space: str | SearchSpace | None = None, *, 
                           progress=progress, log=log)
 
 
-def _budget(name: str, value):
-    """A budget setting written as people write counts ('6M') as its number; other settings as given."""
+def _setting(name: str, value):
+    """A budget setting written as people write counts ('6M') as its number, init seeds as a tuple;
+    other settings as given."""
+    if name == "init_seeds" and isinstance(value, (list, tuple)):
+        return tuple(value)
     if name not in ("max_params", "max_flops") or not isinstance(value, str):
         return value
     try:

@@ -4,7 +4,7 @@ names of the files in a search directory."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Callable, ClassVar
 
 from synth.errors import ConfigError
@@ -32,6 +32,8 @@ class SearchConfig:
     max_flops: float | None = None
     seed: int = 0
     max_draws: int = 100  # consecutive unusable draws (over budget or seen) before settling for fewer children
+    finalists: int = 0  # best scored architectures re-ranked over `init_seeds` after the search (0: none)
+    init_seeds: tuple = ()  # initialisation seeds the finalists are scored under; their mean rank orders them
 
     def validate(self) -> "SearchConfig":
         for name in ("population", "parents", "top_k", "max_draws"):
@@ -46,7 +48,21 @@ class SearchConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ConfigError(f"{name} must be positive (got {value})")
+        self._validate_finalists()
         return self
+
+    def _validate_finalists(self) -> None:
+        seeds = list(self.init_seeds)
+        if self.finalists < 0:
+            raise ConfigError(f"finalists must not be negative (got {self.finalists})")
+        if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+            raise ConfigError(f"init_seeds must be non-negative integers (got {seeds!r})")
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError(f"init_seeds repeats a seed (got {seeds!r})")
+        if self.finalists and len(seeds) < 2:
+            raise ConfigError(f"finalists {self.finalists} needs at least two init_seeds to rank them over (got {seeds!r})")
+        if seeds and not self.finalists:
+            raise ConfigError("init_seeds is given but finalists is 0: say how many of the best to re-rank")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,7 +70,10 @@ class SearchConfig:
     @classmethod
     def from_dict(cls, raw: dict) -> "SearchConfig":
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known})
+        values = {k: v for k, v in raw.items() if k in known}
+        if "init_seeds" in values:
+            values["init_seeds"] = tuple(values["init_seeds"])
+        return cls(**values)
 
 
 def parse_count(text: str) -> float:
@@ -84,6 +103,8 @@ class SearchPick(Record):
     score: float | None
     params: float
     flops: float | None
+    init_scores: dict | None = None  # finalists only: init seed -> score
+    mean_rank: float | None = None  # finalists only: mean rank over the init seeds (1 is best)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,6 +124,7 @@ class SearchResult(Record):
     errors: dict  # error message -> count
     seconds: dict
     versions: dict
+    finalists: list = field(default_factory=list)  # re-ranked over init seeds, best first (see synth.search.finalists)
 
     _readers: ClassVar[dict[str, Callable]] = {
         "config": lambda raw: SearchConfig.from_dict(raw),

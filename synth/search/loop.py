@@ -11,6 +11,7 @@ from synth.errors import RunDirError
 from synth.probe import Probe
 from synth.rundir import no_progress, read_checked_record, rng_state, seeded_rng, versions, write_checkpoint, write_json
 from synth.search.config import CHECKPOINT, EVALUATED, RESULT, SEARCH_FORMAT, SearchConfig, SearchResult
+from synth.search.finalists import finalist_jobs, rerank_finalists
 from synth.search.memo import SearchMemo
 from synth.search.scorer import Scorer, search_probe
 from synth.space import SearchSpace, arch_key, load_space
@@ -55,7 +56,7 @@ def run_search(proxy: str, space: SearchSpace | None, config: SearchConfig | Non
         scored = {key: record["generation"] for key, record in search.records.items()}
         write_checkpoint(out / CHECKPOINT, {**header, "state": {**state, "rng": rng_state(rng), "scored": scored}})
 
-    budget = config.population + config.iterations * (config.mutations + config.crossovers)
+    budget = config.population + config.iterations * (config.mutations + config.crossovers) + finalist_jobs(search, probe.init_seed)
     start = time.perf_counter()
     scorer = Scorer(proxy, space, probe, device, workers)
     try:
@@ -86,15 +87,24 @@ def run_search(proxy: str, space: SearchSpace | None, config: SearchConfig | Non
                 score = "NaN" if best["score"] is None else f"{best['score']:.6g}"
                 log(f"iteration {state['iteration']}/{config.iterations}: {len(kids)} new, best score {score} "
                     f"({best['params'] / 1e6:.3g}M params)")
+            finalists_start = time.perf_counter()
+            finalists = rerank_finalists(search, scorer, probe.init_seed, advance) if config.finalists else []
+            finalist_seconds = time.perf_counter() - finalists_start
+            if finalists:
+                log(f"finalists: the best {len(finalists)} re-ranked by mean rank over init seeds "
+                    f"{', '.join(map(str, config.init_seeds))}; the search's top is now ranked "
+                    f"{next(i for i, f in enumerate(finalists, 1) if f['search_rank'] == 1)}")
     finally:
         scorer.close()
-    result = {**header, "top": _top(search, state["population"], config.top_k), "history": state["history"],
+    order = [f["key"] for f in finalists] + [k for k in state["population"] if k not in {f["key"] for f in finalists}]
+    result = {**header, "top": _top(search, order, config.top_k, finalists), "history": state["history"],
               "evaluated": len(search.records), "tied_at_top": _tied_at_top(search, state["population"]),
               "failed": sum(1 for r in search.records.values() if r["score"] is None),
               "errors": _error_counts(search.records.values()),
               "seconds": {"this_session": time.perf_counter() - start,
-                          "scoring_total": sum(r["seconds"] for r in search.records.values())},
-              "versions": versions()}
+                          "scoring_total": sum(r["seconds"] for r in search.records.values()),
+                          "finalists": finalist_seconds},
+              "versions": versions(), "finalists": finalists}
     write_json(out / RESULT, result)
     return SearchResult.from_dict(result)
 
@@ -107,12 +117,15 @@ def _history_entry(search: SearchMemo, state: dict, new: int) -> dict:
             "population_mean": sum(scores) / len(scores) if scores else None}
 
 
-def _top(search: SearchMemo, population: list[str], k: int) -> list[dict]:
+def _top(search: SearchMemo, order: list[str], k: int, finalists: list[dict]) -> list[dict]:
+    """The first `k` of `order`, with the finalists' scores per init seed and mean rank where re-ranked."""
+    reranked = {f["key"]: f for f in finalists}
     top = []
-    for rank, key in enumerate(population[:k], start=1):
-        record = search.records[key]
+    for rank, key in enumerate(order[:k], start=1):
+        record, final = search.records[key], reranked.get(key, {})
         top.append({"rank": rank, "arch": record["arch"], "key": key, "encoding": search.space.encode(record["arch"]),
-                    "score": record["score"], "params": record["params"], "flops": record["flops"]})
+                    "score": record["score"], "params": record["params"], "flops": record["flops"],
+                    "init_scores": final.get("init_scores"), "mean_rank": final.get("mean_rank")})
     return top
 
 

@@ -44,10 +44,12 @@ class Scorer:
         else:
             _init_worker(*self.args, threads=None)
 
-    def scores(self, archs: list[dict], count_flops: list[bool]):
+    def scores(self, archs: list[dict], count_flops: list[bool], init_seed: int | None = None):
         """Yield [score or None, seconds, error or None, multiply-adds or None] per architecture, in
-        order; multiply-adds are counted where `count_flops` says so (the rest are known already)."""
-        yield from imap_jobs(_score_job, list(zip(archs, count_flops)), self.pool)
+        order; multiply-adds are counted where `count_flops` says so (the rest are known already).
+        Networks are initialised from `init_seed`, by default the probe's."""
+        jobs = [(arch, flops, init_seed) for arch, flops in zip(archs, count_flops)]
+        yield from imap_jobs(_score_job, jobs, self.pool)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -75,14 +77,16 @@ def _score_job(job: tuple) -> list:
     return _score_in_worker(*job)
 
 
-def _score_in_worker(arch: dict, count_flops: bool = True) -> list:
-    """The proxy's [score, seconds, error] on the network of `arch`, and its multiply-adds (the zoo's
-    `flops`, counted on a meta-device copy) unless the budget check has counted them already, so that
-    the size of every scored network is known and counted once."""
+def _score_in_worker(arch: dict, count_flops: bool = True, init_seed: int | None = None) -> list:
+    """The proxy's [score, seconds, error] on the network of `arch` initialised from `init_seed` (None:
+    the probe's), and its multiply-adds (the zoo's `flops`, counted on a meta-device copy) unless the
+    budget check has counted them already, so that the size of every scored network is known and
+    counted once."""
     from synth.zoo import get_proxy
     from synth.zoo.scoring import score_network
 
     w = _WORKER
-    model = w["space"].build(arch, seed=w["init_seed"]).to(w["device"])
+    seed = w["init_seed"] if init_seed is None else init_seed
+    model = w["space"].build(arch, seed=seed).to(w["device"])
     flops = get_proxy("flops")(model, w["inputs"], w["targets"]) if count_flops else None
     return score_network(w["entry"], model, w["inputs"], w["targets"]) + [flops]
