@@ -13,6 +13,7 @@ EXAMPLES = """examples:
   synth search --proxy runs/s1 --space autoformer-tiny --max-params 6M     # an evolved proxy (run directory)
   synth search --proxy dss --space pit --max-params 10M --out runs/pit-dss  # a zoo proxy
   synth search --proxy runs/s1/proxy.py --space vit-digits --seed 2
+  synth search --proxy runs/nb --space nasbench201 --finalists 30 --init-seeds 0,1,2  # re-rank the best 30 over 3 inits
   synth search --resume runs/pit-dss                                        # continue an interrupted search
 """
 
