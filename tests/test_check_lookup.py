@@ -73,6 +73,11 @@ def test_a_lookup_names_the_best_architecture_the_search_scored_and_its_place(tm
     (report,) = lookup_picks(bench, search_picks(search))
     assert report["best_scored"] == {"acc": accs[best], "percentile": pytest.approx(100 * np.mean(accs <= accs[best])),
                                      "place": 3, "scored": 4}
+    result = json.loads((search / "search.json").read_text())  # re-ranked finalists come first, in their order
+    result["finalists"] = [{"key": arch_key(raw["rows"][i]["arch"])} for i in (others[2], best)]
+    (search / "search.json").write_text(json.dumps(result))
+    (report,) = lookup_picks(bench, search_picks(search))
+    assert report["best_scored"]["place"] == 2
     (bare_search,) = lookup_picks(bench, search_picks(fake_search(tmp_path / "t", raw["rows"][best]["arch"])))
     assert bare_search["best_scored"] is None  # a search directory without evaluated.jsonl
 

@@ -196,12 +196,14 @@ def lookup_picks(bench, picks: list[dict]) -> list[dict]:
 def _best_scored(bench, space, search_dir: Path, row_of: dict) -> dict:
     """Per task, the most accurate architecture among those the search scored (its evaluated.jsonl) that
     the table holds: {"acc", "percentile", "place" (1 = the search's pick, in the search's own order:
-    score, then size, then its seeded tie-break), "scored"}; None for a task where the table holds
-    none of them."""
+    its re-ranked finalists first where it has them, then score, size and its seeded tie-break),
+    "scored"}; None for a task where the table holds none of them."""
     result = read_record(search_dir / RESULT, "no search result here", ("config",))
     memo = SearchMemo(space, SearchConfig.from_dict(result["config"]), search_dir)
     memo.load_evaluated()
-    order = memo.ranked(memo.records)
+    finalists = [f["key"] for f in result.get("finalists") or [] if f.get("key") in memo.records]
+    chosen = set(finalists)
+    order = finalists + [key for key in memo.ranked(memo.records) if key not in chosen]
     out = {}
     for task in bench.tasks:
         accuracy = bench.targets[task]
