@@ -177,11 +177,14 @@ def test_exported_proxy_and_run_directory_with_its_probe(tmp_path):
 
 
 def test_worker_processes_give_the_same_search(tmp_path):
-    space, config = load_space("vit-digits"), small_config(iterations=1)
+    """Also with finalists re-ranked over init seeds, which the workers build the networks from."""
+    space, config = load_space("vit-digits"), small_config(iterations=1, finalists=4, init_seeds=(0, 3))
     one = run_search("synflow", space, config, tmp_path / "one")
     two = run_search("synflow", space, config, tmp_path / "two", workers=2)
     assert [t["key"] for t in one["top"]] == [t["key"] for t in two["top"]]
     assert [t["score"] for t in one["top"]] == pytest.approx([t["score"] for t in two["top"]], rel=1e-6)
+    assert [f["init_scores"]["3"] for f in one["finalists"]] == pytest.approx([f["init_scores"]["3"] for f in two["finalists"]], rel=1e-6)
+    assert any(f["init_scores"]["3"] != f["init_scores"]["0"] for f in one["finalists"])  # synflow reads the weights
 
 
 def test_cli_prints_writes_json_and_rejects_bad_input(tmp_path, capsys):
