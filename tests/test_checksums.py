@@ -110,11 +110,11 @@ def test_a_search_with_a_damaged_memo_record_rescores_it_and_gets_the_same_resul
 
     real, calls = search_module._score_in_worker, []
 
-    def dies_after_8(arch, count_flops, init_seed=None):
+    def dies_after_8(arch, count_flops, *seeds):
         calls.append(arch)
         if len(calls) > 8:
             raise KeyboardInterrupt
-        return real(arch, count_flops, init_seed)
+        return real(arch, count_flops, *seeds)
 
     monkeypatch.setattr(search_module, "_score_in_worker", dies_after_8)
     with pytest.raises(KeyboardInterrupt):

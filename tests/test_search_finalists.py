@@ -47,11 +47,12 @@ def test_finalists_are_scored_under_each_init_seed_and_ordered_by_mean_rank(tmp_
     by_rank = {f["search_rank"]: f for f in finalists}
     for pick in plain.top[:6]:  # the finalists are the plain search's best six
         final = by_rank[pick.rank]
-        assert final["key"] == pick.key and final["init_scores"]["0"] == pick.score
+        by_seed = {s["init_seed"]: s["score"] for s in final["scores"]}
+        assert final["key"] == pick.key and by_seed[0] == pick.score and {s["probe_seed"] for s in final["scores"]} == {0}
         for seed in (5, 7):
-            assert final["init_scores"][str(seed)] == pytest.approx(weight_norm_sum(space, pick.arch, seed), rel=1e-9)
+            assert by_seed[seed] == pytest.approx(weight_norm_sum(space, pick.arch, seed), rel=1e-9)
     # mean rank worked out here from the scores: rank 1 is the largest at each seed
-    table = np.array([[f["init_scores"][s] for s in ("0", "5", "7")] for f in finalists])
+    table = np.array([[s["score"] for s in f["scores"]] for f in finalists])
     ranks = np.array([[1 + np.sum(col > v) + (np.sum(col == v) - 1) / 2 for v in col] for col in table.T]).T.mean(axis=1)
     assert [f["mean_rank"] for f in finalists] == pytest.approx(list(ranks))
     assert all(a["mean_rank"] < b["mean_rank"] or (a["mean_rank"] == b["mean_rank"] and a["search_rank"] < b["search_rank"])
@@ -62,6 +63,28 @@ def test_finalists_are_scored_under_each_init_seed_and_ordered_by_mean_rank(tmp_
     assert len((tmp_path / "ranked" / FINALISTS).read_text().splitlines()) == 12  # seeds 5 and 7; seed 0 is reused
 
 
+def test_finalists_over_probe_batches_and_initialisations(tmp_path):
+    """Every (init seed, probe seed) pair is scored: the network built from the init seed, on the probe
+    batch drawn with the probe seed, as the zoo's grad_norm scores it outside the search."""
+    from dataclasses import replace
+
+    from synth.probe import Probe
+    from synth.zoo import get_proxy
+
+    space = load_space("vit-digits")
+    config = small_config(seed=2, finalists=3, init_seeds=(0, 4), probe_seeds=(0, 9))
+    result = run_search("grad_norm", space, config, tmp_path / "s")
+    probe = Probe(**result.probe)
+    for final in result.finalists:
+        assert [(s["init_seed"], s["probe_seed"]) for s in final["scores"]] == [(0, 0), (0, 9), (4, 0), (4, 9)]
+        arch = json.loads(final["key"])
+        for setting in final["scores"][1:]:
+            inputs, targets = replace(probe, seed=setting["probe_seed"]).batch(space)
+            model = space.build(space.validate(arch), seed=setting["init_seed"])
+            assert setting["score"] == pytest.approx(get_proxy("grad_norm")(model, inputs, targets), rel=1e-6)
+    assert len({round(s["score"], 9) for s in result.finalists[0]["scores"]}) == 4  # batch and weights both matter
+
+
 def test_interrupted_reranking_resumes_without_scoring_again(tmp_path, monkeypatch):
     import synth.search.scorer as scorer_module
 
@@ -69,12 +92,12 @@ def test_interrupted_reranking_resumes_without_scoring_again(tmp_path, monkeypat
     whole = run_search("l2_norm", space, config, tmp_path / "whole")
     real, reranked = scorer_module._score_in_worker, []
 
-    def dies_in_the_reranking(arch, count_flops, init_seed=None):
+    def dies_in_the_reranking(arch, count_flops, init_seed=None, probe_seed=None):
         if init_seed is not None:
             reranked.append(init_seed)
             if len(reranked) > 7:
                 raise KeyboardInterrupt
-        return real(arch, count_flops, init_seed)
+        return real(arch, count_flops, init_seed, probe_seed)
 
     monkeypatch.setattr(scorer_module, "_score_in_worker", dies_in_the_reranking)
     with pytest.raises(KeyboardInterrupt):
@@ -89,10 +112,13 @@ def test_interrupted_reranking_resumes_without_scoring_again(tmp_path, monkeypat
 
 
 def test_finalist_settings_are_checked():
-    with pytest.raises(ConfigError, match="at least two init_seeds"):
-        small_config(finalists=3, init_seeds=(0,)).validate()
+    with pytest.raises(ConfigError, match="at least two init_seeds or probe_seeds"):
+        small_config(finalists=3, init_seeds=(0,), probe_seeds=(2,)).validate()
     with pytest.raises(ConfigError, match="finalists is 0"):
         small_config(init_seeds=(0, 1)).validate()
+    with pytest.raises(ConfigError, match="probe_seeds repeats"):
+        small_config(finalists=3, probe_seeds=(1, 1)).validate()
+    small_config(finalists=3, probe_seeds=(0, 1)).validate()  # the probe's own init seed, two batches
     with pytest.raises(ConfigError, match="repeats"):
         small_config(finalists=3, init_seeds=(0, 1, 0)).validate()
     with pytest.raises(ConfigError, match="non-negative integers"):

@@ -46,10 +46,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("--top-k", type=int, default=d.top_k, help=f"architectures reported (default: {d.top_k})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"search seed (default: {d.seed})")
     p.add_argument("--finalists", type=int, default=d.finalists, metavar="N",
-                   help="after the search, score its best N architectures under every --init-seeds seed and order "
-                   "them by mean rank, so the pick does not hang on one draw of initial weights (default: off)")
+                   help="after the search, score its best N architectures under every pair of --init-seeds and "
+                   "--probe-seeds and order them by mean rank, so the pick does not hang on one draw of initial "
+                   "weights or images (default: off)")
     p.add_argument("--init-seeds", type=_seed_list, default=d.init_seeds, metavar="S,S,...",
-                   help="initialisation seeds for --finalists, e.g. 0,1,2 (the probe's own seed reuses the search's scores)")
+                   help="initialisation seeds for --finalists, e.g. 0,1,2 (default: the probe's own)")
+    p.add_argument("--probe-seeds", type=_seed_list, default=d.probe_seeds, metavar="S,S,...",
+                   help="probe batch seeds for --finalists, e.g. 0,1 (default: the probe's own)")
     p.add_argument("--out", type=Path, default=None, help="search directory (default: a new folder under runs/)")
     p.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the search in DIR from its checkpoint")
     p.add_argument("--workers", type=int, default=1, help="processes scoring architectures, one thread each (default: 1)")
@@ -73,7 +76,8 @@ def run(args: argparse.Namespace, out) -> int:
     settings = {} if args.resume else dict(
         population=args.population, iterations=args.iterations, parents=args.parents, mutations=args.mutations,
         crossovers=args.crossovers, mutation_prob=args.mutation_prob, top_k=args.top_k, seed=args.seed,
-        max_params=args.max_params, max_flops=args.max_flops, finalists=args.finalists, init_seeds=args.init_seeds)
+        max_params=args.max_params, max_flops=args.max_flops, finalists=args.finalists, init_seeds=args.init_seeds,
+        probe_seeds=args.probe_seeds)
     search_dir = args.resume or args.out or new_run_dir()
     result = search(args.proxy, args.space, out=search_dir, resume=args.resume is not None, probe=probe_overrides(args),
                     device=args.device, workers=args.workers, progress=out.progress, log=out.info, **settings)
@@ -108,7 +112,7 @@ def render_top(result, out) -> None:
     reranked = bool(result.finalists)
     rows = [[t.rank, t.score] + ([t.mean_rank] if reranked else []) + [t.params / 1e6, t.flops / 1e9, _compact(t.arch)]
             for t in result.top]
-    by = f"mean rank over init seeds {','.join(map(str, config.init_seeds))} among its best {config.finalists}" if reranked else ""
+    by = f"mean rank over {len(result.finalists[0]['scores'])} init and probe seeds among its best {config.finalists}" if reranked else ""
     out.table(f"top {len(rows)} of {result.space['name']} by {result.proxy}{' (' + by + ')' if by else ''} "
               f"({_budget(config)}; seed {config.seed}, {result.evaluated} architectures scored)",
               ["rank", "score"] + (["mean rank"] if reranked else []) + ["params (M)", "GMACs", "architecture"], rows)

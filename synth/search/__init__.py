@@ -16,9 +16,9 @@ it finishes). A killed search resumes from the checkpoint and replays the
 interrupted iteration from the memo, so it ends exactly where an
 uninterrupted one would.
 
-With `finalists` and `init_seeds`, the search's best architectures are then scored under several
-initialisation seeds and ordered by mean rank (`finalists.jsonl`, resumable too), so that the pick
-does not hang on one draw of initial weights.
+With `finalists` and `init_seeds` (or `probe_seeds`), the search's best architectures are then
+scored under several initialisations (or probe batches) and ordered by mean rank (`finalists.jsonl`,
+resumable too), so that the pick does not hang on one draw of initial weights or images.
 
     config.py     SearchConfig and the records (SearchPick, SearchResult); file names
     memo.py       the memo of scored architectures, mutation and crossover
@@ -95,9 +95,9 @@ def search(proxy: str | None = None, space: str | SearchSpace | None = None, *, 
 
 
 def _setting(name: str, value):
-    """A budget setting written as people write counts ('6M') as its number, init seeds as a tuple;
+    """A budget setting written as people write counts ('6M') as its number, seed lists as tuples;
     other settings as given."""
-    if name == "init_seeds" and isinstance(value, (list, tuple)):
+    if name in ("init_seeds", "probe_seeds") and isinstance(value, (list, tuple)):
         return tuple(value)
     if name not in ("max_params", "max_flops") or not isinstance(value, str):
         return value

@@ -32,8 +32,9 @@ class SearchConfig:
     max_flops: float | None = None
     seed: int = 0
     max_draws: int = 100  # consecutive unusable draws (over budget or seen) before settling for fewer children
-    finalists: int = 0  # best scored architectures re-ranked over `init_seeds` after the search (0: none)
-    init_seeds: tuple = ()  # initialisation seeds the finalists are scored under; their mean rank orders them
+    finalists: int = 0  # best scored architectures re-ranked after the search (0: none; see synth.search.finalists)
+    init_seeds: tuple = ()  # initialisation seeds the finalists are scored under (none: the probe's own)
+    probe_seeds: tuple = ()  # probe batch seeds the finalists are scored under (none: the probe's own)
 
     def validate(self) -> "SearchConfig":
         for name in ("population", "parents", "top_k", "max_draws"):
@@ -52,17 +53,20 @@ class SearchConfig:
         return self
 
     def _validate_finalists(self) -> None:
-        seeds = list(self.init_seeds)
         if self.finalists < 0:
             raise ConfigError(f"finalists must not be negative (got {self.finalists})")
-        if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-            raise ConfigError(f"init_seeds must be non-negative integers (got {seeds!r})")
-        if len(set(seeds)) != len(seeds):
-            raise ConfigError(f"init_seeds repeats a seed (got {seeds!r})")
-        if self.finalists and len(seeds) < 2:
-            raise ConfigError(f"finalists {self.finalists} needs at least two init_seeds to rank them over (got {seeds!r})")
-        if seeds and not self.finalists:
-            raise ConfigError("init_seeds is given but finalists is 0: say how many of the best to re-rank")
+        for name in ("init_seeds", "probe_seeds"):
+            seeds = list(getattr(self, name))
+            if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+                raise ConfigError(f"{name} must be non-negative integers (got {seeds!r})")
+            if len(set(seeds)) != len(seeds):
+                raise ConfigError(f"{name} repeats a seed (got {seeds!r})")
+        settings = max(len(self.init_seeds), 1) * max(len(self.probe_seeds), 1)
+        if self.finalists and settings < 2:
+            raise ConfigError(f"finalists {self.finalists} needs at least two init_seeds or probe_seeds to rank them over "
+                              f"(got init_seeds {list(self.init_seeds)}, probe_seeds {list(self.probe_seeds)})")
+        if (self.init_seeds or self.probe_seeds) and not self.finalists:
+            raise ConfigError("init_seeds or probe_seeds is given but finalists is 0: say how many of the best to re-rank")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -71,8 +75,9 @@ class SearchConfig:
     def from_dict(cls, raw: dict) -> "SearchConfig":
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in raw.items() if k in known}
-        if "init_seeds" in values:
-            values["init_seeds"] = tuple(values["init_seeds"])
+        for name in ("init_seeds", "probe_seeds"):
+            if name in values:
+                values[name] = tuple(values[name])
         return cls(**values)
 
 
@@ -103,8 +108,8 @@ class SearchPick(Record):
     score: float | None
     params: float
     flops: float | None
-    init_scores: dict | None = None  # finalists only: init seed -> score
-    mean_rank: float | None = None  # finalists only: mean rank over the init seeds (1 is best)
+    scores: list | None = None  # finalists only: [{"init_seed", "probe_seed", "score"}] per setting
+    mean_rank: float | None = None  # finalists only: mean rank over those settings (1 is best)
 
 
 @dataclass(frozen=True, kw_only=True)

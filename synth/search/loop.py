@@ -56,7 +56,7 @@ def run_search(proxy: str, space: SearchSpace | None, config: SearchConfig | Non
         scored = {key: record["generation"] for key, record in search.records.items()}
         write_checkpoint(out / CHECKPOINT, {**header, "state": {**state, "rng": rng_state(rng), "scored": scored}})
 
-    budget = config.population + config.iterations * (config.mutations + config.crossovers) + finalist_jobs(search, probe.init_seed)
+    budget = config.population + config.iterations * (config.mutations + config.crossovers) + finalist_jobs(search, (probe.init_seed, probe.seed))
     start = time.perf_counter()
     scorer = Scorer(proxy, space, probe, device, workers)
     try:
@@ -88,11 +88,12 @@ def run_search(proxy: str, space: SearchSpace | None, config: SearchConfig | Non
                 log(f"iteration {state['iteration']}/{config.iterations}: {len(kids)} new, best score {score} "
                     f"({best['params'] / 1e6:.3g}M params)")
             finalists_start = time.perf_counter()
-            finalists = rerank_finalists(search, scorer, probe.init_seed, advance) if config.finalists else []
+            own = (probe.init_seed, probe.seed)
+            finalists = rerank_finalists(search, scorer, own, advance) if config.finalists else []
             finalist_seconds = time.perf_counter() - finalists_start
             if finalists:
-                log(f"finalists: the best {len(finalists)} re-ranked by mean rank over init seeds "
-                    f"{', '.join(map(str, config.init_seeds))}; the search's top is now ranked "
+                log(f"finalists: the best {len(finalists)} re-ranked by mean rank over {len(finalists[0]['scores'])} "
+                    f"(init seed, probe seed) settings; the search's top is now ranked "
                     f"{next(i for i, f in enumerate(finalists, 1) if f['search_rank'] == 1)}")
     finally:
         scorer.close()
@@ -118,14 +119,14 @@ def _history_entry(search: SearchMemo, state: dict, new: int) -> dict:
 
 
 def _top(search: SearchMemo, order: list[str], k: int, finalists: list[dict]) -> list[dict]:
-    """The first `k` of `order`, with the finalists' scores per init seed and mean rank where re-ranked."""
+    """The first `k` of `order`, with the finalists' scores per setting and mean rank where re-ranked."""
     reranked = {f["key"]: f for f in finalists}
     top = []
     for rank, key in enumerate(order[:k], start=1):
         record, final = search.records[key], reranked.get(key, {})
         top.append({"rank": rank, "arch": record["arch"], "key": key, "encoding": search.space.encode(record["arch"]),
                     "score": record["score"], "params": record["params"], "flops": record["flops"],
-                    "init_scores": final.get("init_scores"), "mean_rank": final.get("mean_rank")})
+                    "scores": final.get("scores"), "mean_rank": final.get("mean_rank")})
     return top
 
 

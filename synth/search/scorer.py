@@ -44,11 +44,12 @@ class Scorer:
         else:
             _init_worker(*self.args, threads=None)
 
-    def scores(self, archs: list[dict], count_flops: list[bool], init_seed: int | None = None):
+    def scores(self, archs: list[dict], count_flops: list[bool], init_seed: int | None = None, probe_seed: int | None = None):
         """Yield [score or None, seconds, error or None, multiply-adds or None] per architecture, in
         order; multiply-adds are counted where `count_flops` says so (the rest are known already).
-        Networks are initialised from `init_seed`, by default the probe's."""
-        jobs = [(arch, flops, init_seed) for arch, flops in zip(archs, count_flops)]
+        Networks are initialised from `init_seed` and scored on the batch of `probe_seed`, by
+        default the probe's own."""
+        jobs = [(arch, flops, init_seed, probe_seed) for arch, flops in zip(archs, count_flops)]
         yield from imap_jobs(_score_job, jobs, self.pool)
 
     def close(self) -> None:
@@ -69,24 +70,34 @@ def _init_worker(proxy: str, space: SearchSpace, probe, device: str, threads: in
     if threads:
         torch.set_num_threads(threads)
     inputs, targets = probe.batch(space)
-    _WORKER.update(entry=resolve_proxies([proxy], space)[0], space=space, init_seed=probe.init_seed,
-                   inputs=inputs.to(device), targets=targets.to(device), device=device)
+    _WORKER.update(entry=resolve_proxies([proxy], space)[0], space=space, probe=probe, device=device,
+                   batches={probe.seed: (inputs.to(device), targets.to(device))})
+
+
+def _batch(seed: int) -> tuple:
+    """The probe's (inputs, targets) drawn with batch seed `seed`, drawn once per process."""
+    w = _WORKER
+    if seed not in w["batches"]:
+        inputs, targets = replace(w["probe"], seed=seed).batch(w["space"])
+        w["batches"][seed] = (inputs.to(w["device"]), targets.to(w["device"]))
+    return w["batches"][seed]
 
 
 def _score_job(job: tuple) -> list:
     return _score_in_worker(*job)
 
 
-def _score_in_worker(arch: dict, count_flops: bool = True, init_seed: int | None = None) -> list:
-    """The proxy's [score, seconds, error] on the network of `arch` initialised from `init_seed` (None:
-    the probe's), and its multiply-adds (the zoo's `flops`, counted on a meta-device copy) unless the
-    budget check has counted them already, so that the size of every scored network is known and
-    counted once."""
+def _score_in_worker(arch: dict, count_flops: bool = True, init_seed: int | None = None, probe_seed: int | None = None) -> list:
+    """The proxy's [score, seconds, error] on the network of `arch` initialised from `init_seed`, on the
+    batch of `probe_seed` (None: the probe's own), and its multiply-adds (the zoo's `flops`, counted
+    on a meta-device copy) unless the budget check has counted them already, so that the size of
+    every scored network is known and counted once."""
     from synth.zoo import get_proxy
     from synth.zoo.scoring import score_network
 
     w = _WORKER
-    seed = w["init_seed"] if init_seed is None else init_seed
-    model = w["space"].build(arch, seed=seed).to(w["device"])
-    flops = get_proxy("flops")(model, w["inputs"], w["targets"]) if count_flops else None
-    return score_network(w["entry"], model, w["inputs"], w["targets"]) + [flops]
+    probe = w["probe"]
+    inputs, targets = _batch(probe.seed if probe_seed is None else probe_seed)
+    model = w["space"].build(arch, seed=probe.init_seed if init_seed is None else init_seed).to(w["device"])
+    flops = get_proxy("flops")(model, inputs, targets) if count_flops else None
+    return score_network(w["entry"], model, inputs, targets) + [flops]
