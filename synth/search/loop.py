@@ -56,7 +56,8 @@ def run_search(proxy: str, space: SearchSpace | None, config: SearchConfig | Non
         scored = {key: record["generation"] for key, record in search.records.items()}
         write_checkpoint(out / CHECKPOINT, {**header, "state": {**state, "rng": rng_state(rng), "scored": scored}})
 
-    budget = config.population + config.iterations * (config.mutations + config.crossovers) + finalist_jobs(search, (probe.init_seed, probe.seed))
+    own = (probe.init_seed, probe.seed)  # the setting the search scores under; finalists may add others
+    budget = config.population + config.iterations * (config.mutations + config.crossovers) + finalist_jobs(search, own)
     start = time.perf_counter()
     scorer = Scorer(proxy, space, probe, device, workers)
     try:
@@ -88,7 +89,6 @@ def run_search(proxy: str, space: SearchSpace | None, config: SearchConfig | Non
                 log(f"iteration {state['iteration']}/{config.iterations}: {len(kids)} new, best score {score} "
                     f"({best['params'] / 1e6:.3g}M params)")
             finalists_start = time.perf_counter()
-            own = (probe.init_seed, probe.seed)
             finalists = rerank_finalists(search, scorer, own, advance) if config.finalists else []
             finalist_seconds = time.perf_counter() - finalists_start
             if finalists:
@@ -97,7 +97,8 @@ def run_search(proxy: str, space: SearchSpace | None, config: SearchConfig | Non
                     f"{next(i for i, f in enumerate(finalists, 1) if f['search_rank'] == 1)}")
     finally:
         scorer.close()
-    order = [f["key"] for f in finalists] + [k for k in state["population"] if k not in {f["key"] for f in finalists}]
+    reranked = {f["key"] for f in finalists}
+    order = [f["key"] for f in finalists] + [key for key in state["population"] if key not in reranked]
     result = {**header, "top": _top(search, order, config.top_k, finalists), "history": state["history"],
               "evaluated": len(search.records), "tied_at_top": _tied_at_top(search, state["population"]),
               "failed": sum(1 for r in search.records.values() if r["score"] is None),
