@@ -23,7 +23,7 @@ resumable too), so that the pick does not hang on one draw of initial weights or
     config.py     SearchConfig and the records (SearchPick, SearchResult); file names
     memo.py       the memo of scored architectures, mutation and crossover
     scorer.py     the probe and the scorer (this process or a pool)
-    finalists.py  re-ranking the best architectures over initialisation seeds
+    finalists.py  re-ranking the best architectures over initialisation and probe seeds
     loop.py       run_search: the loop and its checkpoint
 
 This package is also callable: `synth.search(...)` is the `search` function below (see _CallableModule).

@@ -129,7 +129,7 @@ class SearchResult(Record):
     errors: dict  # error message -> count
     seconds: dict
     versions: dict
-    finalists: list = field(default_factory=list)  # re-ranked over init seeds, best first (see synth.search.finalists)
+    finalists: list = field(default_factory=list)  # re-ranked over init and probe seeds, best first (synth.search.finalists)
 
     _readers: ClassVar[dict[str, Callable]] = {
         "config": lambda raw: SearchConfig.from_dict(raw),

@@ -69,9 +69,8 @@ def _init_worker(proxy: str, space: SearchSpace, probe, device: str, threads: in
 
     if threads:
         torch.set_num_threads(threads)
-    inputs, targets = probe.batch(space)
-    _WORKER.update(entry=resolve_proxies([proxy], space)[0], space=space, probe=probe, device=device,
-                   batches={probe.seed: (inputs.to(device), targets.to(device))})
+    _WORKER.update(entry=resolve_proxies([proxy], space)[0], space=space, probe=probe, device=device, batches={})
+    _batch(probe.seed)  # drawn now, so that a probe that cannot be drawn fails before any scoring
 
 
 def _batch(seed: int) -> tuple:
