@@ -31,8 +31,10 @@ def arch_size(space, arch, flops: bool = True) -> list[float]:
     return [float(count_params(model)), multiply_adds(model, (1, chans, size, size)) if flops else None]
 
 
-def size_baselines(space, archs) -> dict[str, np.ndarray]:
-    """{'params': count per architecture, 'flops': multiply-adds of one forward pass of one image}."""
+def size_baselines(space, archs, flops: bool = True) -> dict[str, np.ndarray]:
+    """{'params': count per architecture, 'flops': multiply-adds of one forward pass of one image};
+    without `flops` only 'params', which costs a tenth as much (no pass is traced). Both are cached
+    per space; an entry counted without its multiply-adds gets them when they are first asked for."""
     path = cache_root() / "sizes" / f"{space.name}.json"
     try:
         known = json.loads(path.read_text())
@@ -40,10 +42,11 @@ def size_baselines(space, archs) -> dict[str, np.ndarray]:
         known = {}
     identity = json.dumps([space.builder, space.fixed], sort_keys=True)
     table = known.get(identity, {})
-    missing = [a for a in archs if arch_key(a) not in table]
+    missing = [a for a in archs if arch_key(a) not in table or (flops and table[arch_key(a)][1] is None)]
     for arch in missing:
-        table[arch_key(arch)] = arch_size(space, arch)
+        table[arch_key(arch)] = arch_size(space, arch, flops)
     if missing:
         write_json(path, {**known, identity: table})
-    values = np.asarray([table[arch_key(a)] for a in archs], dtype=float).reshape(len(archs), 2)
-    return {"params": values[:, 0], "flops": values[:, 1]}
+    values = np.asarray([[np.nan if v is None else v for v in table[arch_key(a)]] for a in archs], dtype=float)
+    values = values.reshape(len(archs), 2)
+    return {"params": values[:, 0], "flops": values[:, 1]} if flops else {"params": values[:, 0]}

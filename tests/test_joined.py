@@ -14,6 +14,7 @@ from synth.errors import BenchError
 from synth.evolve import EvolveConfig
 from synth.probe import Probe
 from synth.run import run_evolve
+from tests.conftest import SHARED_BENCHMARKS
 
 
 def test_sources_split_on_plus_unless_a_file_is_named(tmp_path):
@@ -49,9 +50,32 @@ def test_one_benchmark_is_itself():
     assert joined.split(0, 0.6) == split_indices(len(alone), 0, 0.6)
 
 
-def test_tasks_and_differing_probes_are_refused(small_bench, tmp_path):
-    with pytest.raises(BenchError, match="--tasks"):
-        JoinedBenchmark("vit-digits+pit-digits", ["digits"])
+def test_tasks_apply_to_every_benchmark():
+    joined = JoinedBenchmark("vit-digits+pit-digits", ["digits"])
+    assert joined.tasks == ["vit-digits:digits", "pit-digits:digits"]
+    with pytest.raises(BenchError, match="nope"):
+        JoinedBenchmark("vit-digits+pit-digits", ["nope"])
+
+
+@pytest.mark.skipif(not (SHARED_BENCHMARKS / "nasbench201-full").is_dir(), reason="no NAS-Bench-201 table")
+def test_an_architecture_in_two_samples_is_searched_only_where_none_tests_it():
+    """Seeded draws are nested, so `@30,largest=0.5` (the larger half of the pool `@60`) lies inside
+    `@60`: a shared cell that either split tests must be in no search row."""
+    source = "nasbench201:cifar10@60+nasbench201:cifar10@30,largest=0.5"
+    joined = JoinedBenchmark(source, ["cifar10", "ImageNet16-120"])
+    whole, big = load_benchmark("nasbench201:cifar10@60"), load_benchmark("nasbench201:cifar10@30,largest=0.5")
+    assert set(big.meta.arch_ids) < set(whole.meta.arch_ids) and len(joined.tasks) == 4
+    cells = whole.meta.arch_ids + big.meta.arch_ids
+    ws, wt = split_indices(60, 4, 0.6)
+    bs, bt = split_indices(30, 4, 0.6)
+    tested = {whole.meta.arch_ids[i] for i in wt} | {big.meta.arch_ids[i] for i in bt}
+    search, test = joined.split(4, 0.6)
+    assert test == wt + [60 + i for i in bt]
+    assert search == [r for r in ws + [60 + i for i in bs] if cells[r] not in tested]
+    assert len(search) < len(ws) + len(bs) and not {cells[r] for r in search} & {cells[r] for r in test}
+
+
+def test_differing_probes_are_refused(small_bench, tmp_path):
     raw = json.loads(small_bench.read_text())
     raw["recipe"].pop("dataset")  # no packaged data: its default probe is Gaussian noise
     noisy = tmp_path / "noisy.json"

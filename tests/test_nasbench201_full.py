@@ -15,7 +15,7 @@ import synth.bench.sources as sources
 from synth.bench import benchmark_space, load_benchmark, split_indices
 from synth.errors import BenchError, SpaceError
 from synth.models import nasbench201_arch, nasbench201_from_string, nasbench201_key, nasbench201_string
-from synth.space import load_space
+from synth.space import count_params, load_space
 from tests.conftest import SHARED_BENCHMARKS
 
 CSV = SHARED_BENCHMARKS / "nasbench201-full" / "nb201_test_acc_200ep.csv"
@@ -177,6 +177,36 @@ def test_samples_are_seeded_subsets_that_split_disjointly(table):
     search, test = split_indices(len(a), seed=0)
     assert len(search) == 180 and len(test) == 120 and not set(search) & set(test)
     assert set(search) | set(test) == set(range(300))
+
+
+@needs_table
+def test_largest_samples_keep_the_biggest_cells_of_their_pool():
+    """`@N,seed=S,largest=F`: the N cells with the most parameters (counted here on networks built
+    directly) among the seeded pool `@N/F,seed=S`, ties at the cut included in no fixed order."""
+    big = load_benchmark("nasbench201:cifar100@40,seed=2,largest=0.25", ["cifar10", "cifar100"])
+    pool = load_benchmark("nasbench201:cifar100@160,seed=2")
+    assert big.name == "nasbench201:cifar100@40,seed=2,largest=0.25" and len(big) == 40
+    assert big.meta.table["sample"] == {"n": 40, "seed": 2, "largest": 0.25} and list(big.targets) == ["cifar10", "cifar100"]
+    assert set(big.meta.arch_ids) < set(pool.meta.arch_ids)
+    space = benchmark_space(pool)
+    size = {cell: count_params(space.build(arch)) for cell, arch in zip(pool.meta.arch_ids, pool.archs)}
+    kept = [size[c] for c in big.meta.arch_ids]
+    dropped = [size[c] for c in pool.meta.arch_ids if c not in set(big.meta.arch_ids)]
+    assert min(kept) >= max(dropped)
+    assert sum(size[c] > min(kept) for c in pool.meta.arch_ids) <= 40  # every cell above the cut is kept
+    order = {cell: i for i, cell in enumerate(pool.meta.arch_ids)}
+    assert [order[c] for c in big.meta.arch_ids] == sorted(order[c] for c in big.meta.arch_ids)  # table order
+    assert load_benchmark("nasbench201:cifar100@40,seed=2,largest=0.25").meta.arch_ids == big.meta.arch_ids
+    assert load_benchmark("nasbench201:cifar100@40,seed=3,largest=0.25").meta.arch_ids != big.meta.arch_ids
+
+
+@needs_table
+@pytest.mark.parametrize("spec, message", [("@40,largest=0", "in \\(0, 1\\]"), ("@40,largest=1.5", "in \\(0, 1\\]"),
+                                           ("@40,largest=a", "@N,seed=S,largest=F"), ("@40,size=1", "@N,seed=S,largest=F"),
+                                           ("@40,seed", "@N,seed=S,largest=F")])
+def test_malformed_sample_options_are_refused(spec, message):
+    with pytest.raises(BenchError, match=message):
+        load_benchmark(f"nasbench201:cifar10{spec}")
 
 
 # ---------------------------------------------------------------- agreement with NASLib's file

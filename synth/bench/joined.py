@@ -5,11 +5,16 @@ The architectures are concatenated; each task keeps its values on its own benchm
 NaN elsewhere (named `<benchmark>:<task>` when there are several), so every correlation sees only
 its own benchmark's architectures and the JCM averages the benchmarks' tasks. Each benchmark keeps
 its own seeded search/test split, statistics cache and space; all must share one probe, since the
-exported proxy carries one.
+exported proxy carries one. `--tasks` applies to every benchmark, each of which must have them.
+
+Two samples of one table may share architectures (`nasbench201:cifar10@1000+nasbench201:cifar10@300,
+seed=1,largest=0.1`). Such an architecture is searched only where no benchmark tests it: a test
+figure never reads an architecture that fitness saw.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +25,7 @@ from synth.bench.load import benchmark_space, load_benchmark, require_rankable
 from synth.bench.record import Benchmark, split_indices
 from synth.errors import BenchError
 from synth.probe import Probe, default_probe
+from synth.space import arch_key
 from synth.stats import load_statistics
 
 __all__ = ["JoinedBenchmark", "benchmark_sources"]
@@ -41,8 +47,6 @@ class JoinedBenchmark:
 
     def __init__(self, source: str | None, tasks: list[str] | None = None):
         sources = benchmark_sources(source)
-        if len(sources) > 1 and tasks:
-            raise BenchError(f"--tasks picks columns of one benchmark; {source!r} joins {len(sources)} (leave --tasks out)")
         self.parts: list[Benchmark] = [load_benchmark(s, tasks) for s in sources]
         self.spaces = [benchmark_space(b) for b in self.parts]
         self.offsets = [sum(len(b) for b in self.parts[:k]) for k in range(len(self.parts))]  # plain ints: rows go to JSON
@@ -75,13 +79,23 @@ class JoinedBenchmark:
         return lines
 
     def split(self, seed: int, search_fraction: float) -> tuple[list[int], list[int]]:
-        """Each benchmark's own seeded split, in joined row numbers."""
+        """Each benchmark's own seeded split, in joined row numbers, less the search rows whose
+        architecture another benchmark tests (see the module docstring)."""
         search, test = [], []
         for bench, offset in zip(self.parts, self.offsets):
             s, t = split_indices(len(bench), seed, search_fraction)
             search += [offset + i for i in s]
             test += [offset + i for i in t]
+        if len(self.parts) > 1:
+            keys = self._arch_keys()
+            tested = {keys[r] for r in test}
+            search = [r for r in search if keys[r] not in tested]
         return search, test
+
+    def _arch_keys(self) -> list[tuple[str, str, str]]:
+        """(space, architecture) of every row: equal for the same network in two benchmarks."""
+        return [(space.name, json.dumps(space.fixed, sort_keys=True), arch_key(arch))
+                for bench, space in zip(self.parts, self.spaces) for arch in bench.archs]
 
     def require_rankable(self, rows: list[int], part: str) -> None:
         """Every benchmark's tasks can rank their share of `rows` (see `require_rankable`)."""

@@ -9,7 +9,10 @@ architecture.
 200-epoch test accuracy on the dataset (one CSV, read with `csv` only). It holds every
 architecture of its space, so a search's picks are looked up in it rather than trained.
 `nasbench201:<dataset>@N` (or `@N,seed=S`) is a seeded sample of N of its cells, the same
-cells for the same seed, for evolving and testing on a manageable subset.
+cells for the same seed, for evolving and testing on a manageable subset. `@N,seed=S,largest=F`
+keeps the N cells with the most parameters among a seeded pool of N/F: a search driven by a
+size-correlated proxy ends among the largest cells, and a uniform sample holds few of them, so
+joined with a uniform sample (`--bench a+b`) it lets fitness judge the order where the pick is made.
 
 Both register in synth.bench.sources.SOURCES when this module is imported (on the registry's first
 lookup).
@@ -18,6 +21,8 @@ lookup).
 from __future__ import annotations
 
 import csv
+import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -104,26 +109,58 @@ def load_nasbench201_zc(source: str, named: NamedSource, tasks=None) -> Benchmar
     )
 
 
-def _table_request(source: str, named: NamedSource) -> tuple[str, str, int | None, int]:
-    """(base, dataset, sample size or None, sample seed) of 'nasbench201:<dataset>[@N[,seed=S]]'."""
+def _table_request(source: str, named: NamedSource) -> tuple[str, str, int | None, int, float | None]:
+    """(base, dataset, sample size or None, sample seed, largest share or None) of
+    'nasbench201:<dataset>[@N[,seed=S][,largest=F]]'."""
     base, _, rest = source.partition(":")
     dataset, at, spec = rest.partition("@")
     if dataset not in NB201_TABLE_COLUMNS:
-        raise _unknown_dataset(source.partition("@")[0], named, dataset, ", each optionally with @N or @N,seed=S for a seeded sample")
+        raise _unknown_dataset(source.partition("@")[0], named, dataset,
+                               ", each optionally with @N, @N,seed=S or @N,seed=S,largest=F for a seeded sample")
     if not at:
-        return base, dataset, None, 0
-    count, comma, seed_part = spec.partition(",")
+        return base, dataset, None, 0, None
+    count, *options = spec.split(",")
+    usage = (f"benchmark {source!r}: a sample is written @N, @N,seed=S or @N,seed=S,largest=F "
+             f"(e.g. {base}:{dataset}@300,seed=1,largest=0.1), not @{spec}")
     try:
         n = int(count)
-        if comma and not seed_part.startswith("seed="):
+        given = dict(option.split("=", 1) for option in options)
+        if len(given) != len(options) or set(given) - {"seed", "largest"}:
             raise ValueError
-        seed = int(seed_part[len("seed="):]) if comma else 0
+        seed = int(given.get("seed", 0))
+        largest = float(given["largest"]) if "largest" in given else None
     except ValueError:
-        raise BenchError(f"benchmark {source!r}: a sample is written @N or @N,seed=S (e.g. {base}:{dataset}@3000,seed=1), "
-                         f"not @{spec}") from None
+        raise BenchError(usage) from None
     if n < 1:
         raise BenchError(f"benchmark {source!r}: a sample needs at least one architecture (got @{n})")
-    return base, dataset, n, seed
+    if largest is not None and not 0 < largest <= 1:
+        raise BenchError(f"benchmark {source!r}: largest=F is the share of a seeded pool kept, in (0, 1] (got {largest})")
+    return base, dataset, n, seed, largest
+
+
+def _sample_name(base: str, dataset: str, n: int | None, seed: int, largest: float | None) -> str:
+    """The benchmark's name: its source written out in full, so that equal names mean equal cells."""
+    if n is None:
+        return f"{base}:{dataset}"
+    return f"{base}:{dataset}@{n},seed={seed}" + (f",largest={largest:g}" if largest is not None else "")
+
+
+def _largest_rows(named: NamedSource, archs: list[dict], dataset: str, n: int, seed: int, largest: float) -> list[int]:
+    """The `n` rows with the most parameters among a seeded pool of ceil(n / largest) rows (sorted by
+    row). Parameter counts have few distinct values in this space, so ties at the cut are broken by
+    a permutation of the pool seeded by `seed`, favouring no row."""
+    from synth.baselines import size_baselines
+    from synth.space import load_space
+
+    pool = sample_rows(len(archs), min(len(archs), math.ceil(n / largest)), seed)
+    if len(pool) < n:
+        raise BenchError(f"a sample of {n} from a table of {len(archs)} cells")
+    space = load_space(named.space)
+    space = replace(space, fixed={**space.fixed, **NB201_ZC_DATASETS[dataset]})
+    params = size_baselines(space, [archs[i] for i in pool], flops=False)["params"]
+    tiebreak = np.random.default_rng(seed).permutation(len(pool))
+    order = np.lexsort((tiebreak, -params))  # most parameters first, then the seeded permutation
+    return sorted(pool[i] for i in order[:n])
 
 
 def _read_table(path: Path) -> tuple[list[dict], list[str], dict[str, list[float]]]:
@@ -156,26 +193,33 @@ def _read_table(path: Path) -> tuple[list[dict], list[str], dict[str, list[float
 def load_nasbench201_table(source: str, named: NamedSource, tasks=None) -> Benchmark:
     """The benchmark `nasbench201:<dataset>`: all NAS-Bench-201 cells with their 200-epoch test accuracy
     (task = the dataset; `tasks` may add the other two datasets, for a joint fitness), or with `@N[,seed=S]`
-    a seeded sample of N of them (sorted by row, the same for the same seed).
+    a seeded sample of N of them (sorted by row, the same for the same seed); `,largest=F` keeps
+    the N largest of a seeded pool of N/F instead (see `_largest_rows`).
 
     The dataset fixes the network's classes and the probe's resolution (`meta.space_fixed`).
     meta: `arch_ids` (cell strings), `table` ({'rows': the table's size, 'sample': {'n', 'seed'} or None}),
     `dataset`, `path`, `missing`.
     """
-    base, dataset, n, seed = _table_request(source, named)
+    base, dataset, n, seed, largest = _table_request(source, named)
     chosen = list(tasks or [dataset])
     _check_tasks(source, chosen, list(NB201_TABLE_COLUMNS))
     [path] = resolve_files(named)
     archs, cells, values = _read_table(path)
     if n is not None and n > len(archs):
         raise BenchError(f"benchmark {source!r}: a sample of {n} from a table of {len(archs)} cells")
-    rows = sample_rows(len(archs), n, seed) if n is not None else range(len(archs))
+    if n is None:
+        rows = range(len(archs))
+    elif largest is None:
+        rows = sample_rows(len(archs), n, seed)
+    else:
+        rows = _largest_rows(named, archs, dataset, n, seed, largest)
     targets, missing = targets_and_missing({task: [values[task][i] for i in rows] for task in chosen}, f"benchmark {source!r} ({path})")
-    name = f"{base}:{dataset}" + (f"@{n},seed={seed}" if n is not None else "")
+    name = _sample_name(base, dataset, n, seed, largest)
+    sample = {"n": n, "seed": seed, **({"largest": largest} if largest is not None else {})} if n is not None else None
     return Benchmark(
         name=name, space=named.space, archs=[archs[i] for i in rows], targets=targets,
         meta=BenchMeta(missing=missing, arch_ids=[cells[i] for i in rows], dataset=dataset, path=str(path),
-                       table={"rows": len(archs), "sample": {"n": n, "seed": seed} if n is not None else None},
+                       table={"rows": len(archs), "sample": sample},
                        space_fixed=dict(NB201_ZC_DATASETS[dataset]), available_tasks=list(NB201_TABLE_COLUMNS)),
     )
 
