@@ -1,7 +1,7 @@
 """Held-out correlations of proxies evolved on NAS-Bench-201, on cells no run has seen.
 
-Each RUN_DIR is a `synth evolve` run on a `nasbench201:<dataset>@N` sample. Every cell of every
-run's benchmark (its search and its test split) is left out; from the rest of the 15,625 cells a
+Each RUN_DIR is a `synth evolve` run on a `nasbench201:<dataset>@N` sample, or on several joined
+with '+'. Every cell of every run's benchmarks (their search and test splits) is left out; from the rest of the 15,625 cells a
 seeded sample of `--cells` is drawn, and each run's exported proxy and each zoo proxy of `--zoo` are
 scored on it under the runs' own probe (the runs must share one), through the zoo's per-architecture
 cache, so an interrupted call resumes. The evolved formulas are scored by the engine (`Proxy.score`,
@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from synth.bench import benchmark_space, load_benchmark
+from synth.bench.joined import benchmark_sources
 from synth.estimator import Evolution
 from synth.fitness import correlations, unscored
 from synth.rundir import json_text, write_text
@@ -41,8 +42,8 @@ def run_records(run_dirs: list[Path]) -> list[dict]:
     records = []
     for run_dir in run_dirs:
         record = json.loads((run_dir / "run.json").read_text())
-        if not str(record["bench"]["source"]).startswith("nasbench201:"):
-            raise SystemExit(f"{run_dir}: evolved on {record['bench']['source']}, not a nasbench201:<dataset>@N sample")
+        if not all(str(part).startswith("nasbench201:") for part in benchmark_sources(record["bench"]["source"])):
+            raise SystemExit(f"{run_dir}: evolved on {record['bench']['source']}, not on nasbench201:<dataset>@N samples")
         records.append(record)
     return records
 
@@ -61,7 +62,8 @@ def held_out_cells(records: list[dict], n: int, seed: int):
     table = load_benchmark("nasbench201:cifar10", DATASETS)
     seen = set()
     for record in records:
-        seen |= set(load_benchmark(record["bench"]["source"]).meta.arch_ids)
+        for part in benchmark_sources(record["bench"]["source"]):
+            seen |= set(load_benchmark(part).meta.arch_ids)
     unseen = [i for i, cell in enumerate(table.meta.arch_ids) if cell not in seen]
     rows = sorted(np.random.default_rng(seed).choice(unseen, min(n, len(unseen)), replace=False).tolist())
     return table.subset(rows), len(seen)
