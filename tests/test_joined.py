@@ -98,3 +98,14 @@ def test_joined_run_fitness_is_the_mean_of_each_benchmarks_kendall(tmp_path):
     want = np.mean([sps.kendalltau(scores[vs], vit.targets["digits"][vs]).statistic,
                     sps.kendalltau(scores[[len(vit) + i for i in ps]], pit.targets["digits"][ps]).statistic])
     assert record["fitness"] == pytest.approx(want, abs=1e-12)
+
+
+@pytest.mark.skipif(not (SHARED_BENCHMARKS / "nasbench201-full").is_dir(), reason="no NAS-Bench-201 table")
+def test_held_out_cells_leave_out_every_joined_sample(benchmark_script):
+    script = benchmark_script("nb201_heldout")
+    parts = ["nasbench201:cifar10@60", "nasbench201:cifar10@30,seed=1,largest=0.5"]
+    records = [{"bench": {"source": "+".join(parts)}}]
+    cells, excluded = script.held_out_cells(records, 500, seed=1)
+    seen = set().union(*(load_benchmark(p).meta.arch_ids for p in parts))
+    assert excluded == len(seen) == 90 - len(set(load_benchmark(parts[0]).meta.arch_ids) & set(load_benchmark(parts[1]).meta.arch_ids))
+    assert len(cells) == 500 and not seen & set(cells.meta.arch_ids)
