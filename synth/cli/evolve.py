@@ -35,7 +35,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--grammar", default="vit", help="grammar file or shipped name (default: vit)")
     p.add_argument("--bench", default=None, help="benchmark: a named source (vit-bench-101, pit-digits) or a file (.json, .pth, .csv), or several joined "
                    "with '+' (vit-digits+pit-digits: the JCM averages every task of each); default: the embedded vit-digits benchmark")
-    p.add_argument("--tasks", default=None, help="comma-separated accuracy columns to correlate with (default: the benchmark's)")
+    p.add_argument("--tasks", default=None, help="comma-separated accuracy columns to correlate with, of every benchmark joined with '+' "
+                   "(default: the benchmark's)")
     p.add_argument("--out", type=Path, default=None, help="run directory (default: a new folder under runs/)")
     p.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the run in DIR from its checkpoint")
     p.add_argument("--extend", type=int, default=None, metavar="N", help="with --resume: run the run on to N iterations (a resumed run otherwise ends where it would have)")
