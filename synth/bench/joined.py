@@ -93,7 +93,8 @@ class JoinedBenchmark:
         return search, test
 
     def _arch_keys(self) -> list[tuple[str, str, str]]:
-        """(space, architecture) of every row: equal for the same network in two benchmarks."""
+        """(space, its fixed options, architecture) of every row: equal for the same network in two
+        benchmarks."""
         return [(space.name, json.dumps(space.fixed, sort_keys=True), arch_key(arch))
                 for bench, space in zip(self.parts, self.spaces) for arch in bench.archs]
 
