@@ -105,7 +105,8 @@ def test_tasks_across_datasets_and_unknown_ones(table):
     with pytest.raises(BenchError, match="did you mean `ImageNet16-120`"):
         load_benchmark("nasbench201:cifar10", ["imagenet16-120"])
     for source, message in [("nasbench201:cifar1", "did you mean `nasbench201:cifar10`"), ("nasbench201", "no dataset"),
-                            ("nasbench201:cifar10@x", "@N or @N,seed=S"), ("nasbench201:cifar10@5,sed=1", "@N or @N,seed=S"),
+                            ("nasbench201:cifar10@x", "@N,seed=S or @N,seed=S,largest=F"),
+                            ("nasbench201:cifar10@5,sed=1", "@N,seed=S or @N,seed=S,largest=F"),
                             ("nasbench201:cifar10@0", "at least one"), ("nasbench201:cifar10@15626", "table of 15625")]:
         with pytest.raises(BenchError, match=message):
             load_benchmark(source)
