@@ -91,8 +91,12 @@ def _load(source: str | None, tasks: list[str] | None) -> Benchmark:
 def benchmark_space(bench: Benchmark) -> SearchSpace:
     """The search space of `bench`, with the fixed options its dataset needs (`meta.space_fixed`,
     e.g. 120 classes at 16 px for nasbench201-zc:ImageNet16-120) applied."""
-    space = load_space(bench.space)
-    overrides = bench.meta.space_fixed
+    return space_with_fixed(bench.space, bench.meta.space_fixed)
+
+
+def space_with_fixed(name: str, overrides: dict | None) -> SearchSpace:
+    """The search space `name` with `overrides` applied to its fixed options."""
+    space = load_space(name)
     return dataclasses.replace(space, fixed={**space.fixed, **overrides}) if overrides else space
 
 

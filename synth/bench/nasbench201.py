@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -150,13 +149,10 @@ def _largest_rows(named: NamedSource, archs: list[dict], dataset: str, n: int, s
     row). Parameter counts have few distinct values in this space, so ties at the cut are broken by
     a permutation of the pool seeded by `seed`, favouring no row."""
     from synth.baselines import size_baselines
-    from synth.space import load_space
+    from synth.bench.load import space_with_fixed
 
     pool = sample_rows(len(archs), min(len(archs), math.ceil(n / largest)), seed)
-    if len(pool) < n:
-        raise BenchError(f"a sample of {n} from a table of {len(archs)} cells")
-    space = load_space(named.space)
-    space = replace(space, fixed={**space.fixed, **NB201_ZC_DATASETS[dataset]})
+    space = space_with_fixed(named.space, NB201_ZC_DATASETS[dataset])
     params = size_baselines(space, [archs[i] for i in pool], flops=False)["params"]
     tiebreak = np.random.default_rng(seed).permutation(len(pool))
     order = np.lexsort((tiebreak, -params))  # most parameters first, then the seeded permutation
@@ -197,7 +193,8 @@ def load_nasbench201_table(source: str, named: NamedSource, tasks=None) -> Bench
     the N largest of a seeded pool of N/F instead (see `_largest_rows`).
 
     The dataset fixes the network's classes and the probe's resolution (`meta.space_fixed`).
-    meta: `arch_ids` (cell strings), `table` ({'rows': the table's size, 'sample': {'n', 'seed'} or None}),
+    meta: `arch_ids` (cell strings), `table` ({'rows': the table's size, 'sample': {'n', 'seed'[, 'largest']}
+    or None}),
     `dataset`, `path`, `missing`.
     """
     base, dataset, n, seed, largest = _table_request(source, named)
