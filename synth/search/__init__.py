@@ -81,7 +81,7 @@ def search(proxy: str | None = None, space: str | SearchSpace | None = None, *, 
     elif proxy is None or space is None:
         raise ConfigError("`proxy` and `space` are required (or `resume=True` with `out`)")
     else:
-        config = config_from(SearchConfig, {k: _setting(k, v) for k, v in settings.items()}, "synth.search").validate()
+        config = config_from(SearchConfig, {k: _budget(k, v) for k, v in settings.items()}, "synth.search").validate()
         space = load_space(space) if isinstance(space, (str, Path)) else space
     if workers < 1:
         raise ConfigError(f"`workers` must be at least 1 (got {workers!r})")
@@ -94,11 +94,8 @@ def search(proxy: str | None = None, space: str | SearchSpace | None = None, *, 
                           progress=progress, log=log)
 
 
-def _setting(name: str, value):
-    """A budget setting written as people write counts ('6M') as its number, seed lists as tuples;
-    other settings as given."""
-    if name in ("init_seeds", "probe_seeds") and isinstance(value, (list, tuple)):
-        return tuple(value)
+def _budget(name: str, value):
+    """A budget setting written as people write counts ('6M') as its number; other settings as given."""
     if name not in ("max_params", "max_flops") or not isinstance(value, str):
         return value
     try:

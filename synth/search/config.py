@@ -36,6 +36,12 @@ class SearchConfig:
     init_seeds: tuple = ()  # initialisation seeds the finalists are scored under (none: the probe's own)
     probe_seeds: tuple = ()  # probe batch seeds the finalists are scored under (none: the probe's own)
 
+    def __post_init__(self):
+        # seed lists arrive as lists from JSON and from Python callers; kept as tuples, hashable and equal either way
+        for name in ("init_seeds", "probe_seeds"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+
     def validate(self) -> "SearchConfig":
         for name in ("population", "parents", "top_k", "max_draws"):
             if getattr(self, name) < 1:
@@ -74,11 +80,7 @@ class SearchConfig:
     @classmethod
     def from_dict(cls, raw: dict) -> "SearchConfig":
         known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in raw.items() if k in known}
-        for name in ("init_seeds", "probe_seeds"):
-            if name in values:
-                values[name] = tuple(values[name])
-        return cls(**values)
+        return cls(**{k: v for k, v in raw.items() if k in known})
 
 
 def parse_count(text: str) -> float:
