@@ -32,7 +32,7 @@ __all__ = ["register_op", "register_statistic", "STATISTIC_REGISTRY", "import_pl
 
 STATISTIC_REGISTRY: Registry = Registry("statistic", GrammarError, items=runtime.STATISTICS)
 
-_AT = ("after", "forward", "backward")
+_AT = ("after", "forward", "output", "backward")
 _PASSES = ("none", "forward", "backward")  # in the order each pass includes the ones before
 
 
@@ -125,14 +125,16 @@ def register_statistic(name: str, *, at: str, role: str = "tensor", needs: str |
     """Decorator registering `fn(site, captured)` as statistic `name`, 'kind.quantity'.
 
     `site.module` is one module of the kind (msa, mlp, act, attn, conv, bn, relu, fc: see
-    synth.runtime.sites_by_kind), `site.depth` its 1-based index; `fn` returns the statistic at
-    that module: a matrix (role 'tensor'; a tensor of more axes is flattened to first axis x rest)
-    or a number (role 'layer').
+    synth.runtime.sites_by_kind; block: see synth.runtime.block_sites), `site.depth` its 1-based
+    index; `fn` returns the statistic at that module: a matrix (role 'tensor'; a tensor of more
+    axes is flattened to first axis x rest) or a number (role 'layer').
 
     Args:
         at: when `fn` runs: 'after' the pass (`captured` is empty), 'forward' in a forward pre-hook
-            (`captured['input']` is the module's input) or 'backward' in a backward hook
-            (`captured['output_grad']` is the loss gradient at its output too).
+            (`captured['input']` is the module's input), 'output' in a forward hook once the module
+            has run (`captured['output']` is its output too) or 'backward' in a backward hook
+            (`captured['output_grad']` and `captured['input_grad']` are the loss gradients at its
+            output and input too; the latter None where the input takes no gradient).
         role: 'tensor' or 'layer'. Default is `'tensor'`.
         needs: the pass the statistic needs: 'none', 'forward' or 'backward' (e.g. 'backward' for
             a weight gradient read 'after'). Default is `None`: the pass `at` runs in.
@@ -145,10 +147,10 @@ def register_statistic(name: str, *, at: str, role: str = "tensor", needs: str |
     kind, _, quantity = name.partition(".") if isinstance(name, str) else ("", "", "")
     if kind not in runtime.SITE_KINDS or not quantity.isidentifier():
         raise ValueError(f"a statistic is named 'kind.quantity', kind one of {', '.join(runtime.SITE_KINDS)}: not {name!r}")
-    needs = needs or {"after": "none"}.get(at, at)
+    needs = needs or {"after": "none", "output": "forward"}.get(at, at)
     if at not in _AT or role not in ("tensor", "layer") or needs not in _PASSES:
         raise ValueError(f"statistic {name!r}: `at` is one of {_AT}, `role` tensor or layer, `needs` one of {_PASSES}")
-    if _PASSES.index(needs) < _PASSES.index({"after": "none"}.get(at, at)):
+    if _PASSES.index(needs) < _PASSES.index({"after": "none", "output": "forward"}.get(at, at)):
         raise ValueError(f"statistic {name!r}: read at {at!r}, it needs the {at} pass (needs={needs!r})")
 
     def wrap(fn):

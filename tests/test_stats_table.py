@@ -51,8 +51,8 @@ def test_every_row_is_collected_with_its_role_at_every_site():
     x, y = batch()
     stats = runtime.collect_statistics(model, x, y, list(runtime.STATISTICS))
     # qkv, proj; fc1, fc2; one activation, one attention per block; the patch embedding (a conv) and
-    # the head (an fc); no batch norm, no ReLU module
-    counts = {"msa": 4, "mlp": 4, "act": 2, "attn": 2, "conv": 1, "fc": 1, "bn": 0, "relu": 0}
+    # the head (an fc); no batch norm, no ReLU module; each transformer block is a block
+    counts = {"msa": 4, "mlp": 4, "act": 2, "attn": 2, "conv": 1, "fc": 1, "bn": 0, "relu": 0, "block": 2}
     assert set(stats) == set(runtime.STATISTICS)
     for name, row in runtime.STATISTICS.items():
         value = stats[name]

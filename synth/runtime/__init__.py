@@ -13,7 +13,7 @@ the same code: what the engine measured is what a user's exported file computes.
 
 from synth.runtime.readers import (_conv_sample_grad_moments, _patch_rows, _row_subset, _sample_grad_moments,
                                    _sign_codes)
-from synth.runtime.sites import SITE_KINDS, Site, linear_layers_by_kind, sites_by_kind
+from synth.runtime.sites import SITE_KINDS, Site, block_sites, linear_layers_by_kind, sites_by_kind
 from synth.runtime.table import QUANTITIES, STATISTICS, Statistic, collect_statistics
 from synth.runtime.torch_ops import (PLUGIN_OPS, op_abs, op_add, op_channel_mean, op_channel_norm, op_channel_std, op_exp,
                                      op_fro, op_hamming_kernel, op_inverse, op_l1, op_log, op_log_softmax, op_logdet,
@@ -29,7 +29,7 @@ MODULES = ("synth.runtime.sites", "synth.runtime.readers", "synth.runtime.values
 
 __all__ = [
     "EPS", "Layers", "Layout", "MODULES", "PLUGIN_OPS", "QUANTITIES", "SITE_KINDS", "STATISTICS", "Site", "Statistic",
-    "collect_statistics", "linear_layers_by_kind", "sites_by_kind",
+    "block_sites", "collect_statistics", "linear_layers_by_kind", "sites_by_kind",
     "op_abs", "op_add", "op_channel_mean", "op_channel_norm", "op_channel_std", "op_exp", "op_fro", "op_hamming_kernel",
     "op_inverse", "op_l1", "op_log", "op_log_softmax", "op_logdet", "op_matmul", "op_matmul_nt", "op_matmul_tn",
     "op_max", "op_mean", "op_min", "op_minmax", "op_mul", "op_nuclear", "op_plugin", "op_pow", "op_relu", "op_sigmoid", "op_softmax",

@@ -194,6 +194,16 @@ def _affine(module, name):
     return (torch.zeros_like(weight) if value is None else value).detach().float().reshape(1, -1)
 
 
+def _norm_ratio(numerator, denominator):
+    """|numerator| / |denominator|, Frobenius norms over the batch: a block's gain, forward (output over
+    input) or backward (input gradient over output gradient). NaN where the numerator is None (an
+    input that takes no gradient); 0 where the denominator is zero (a block no gradient reaches)."""
+    if numerator is None:
+        return torch.tensor(float("nan"))
+    below = denominator.detach().float().norm()
+    return numerator.detach().float().norm() / below if below > 0 else torch.tensor(0.0)
+
+
 def _scalar(value):
     return torch.tensor(float(value))
 

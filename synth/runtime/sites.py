@@ -5,7 +5,7 @@ Part of the torch-only runtime that `synth.export` copies into every exported `p
 
 import torch
 
-SITE_KINDS = ("msa", "mlp", "act", "attn", "conv", "bn", "relu", "fc")  # every kind sites_by_kind returns
+SITE_KINDS = ("msa", "mlp", "act", "attn", "conv", "bn", "relu", "fc", "block")  # sites_by_kind's, then block_sites'
 
 
 class Site:
@@ -70,6 +70,52 @@ def _cnn_sites(model, claimed):
             continue
         kinds[kind].append(Site(module, len(kinds[kind]) + 1))
     return kinds
+
+
+def block_sites(model, inputs):
+    """The model's blocks as Sites, in forward order (depth: 1-based index): the outermost modules that
+    have sub-modules, are neither the model itself nor a container (nn.Sequential, a subclass of it,
+    ModuleList or ModuleDict: a chain of layers or blocks, not one block), and return a tensor of
+    their input's shape.
+
+    A block is where a network can be read as x -> x + f(x) or x -> f(x) at one width: a
+    NAS-Bench-201 cell, a ResNet basic block without downsampling, a timm transformer block (a
+    downsampling block is not one). Shapes are
+    seen in one forward pass of the first two samples, in eval mode and without gradients, so
+    nothing (running statistics included) changes; the model's mode is restored.
+    """
+    parents = dict(model.named_modules())
+    calls, handles = {}, []  # module name -> (first call's order, whether every call kept the shape)
+
+    def recorder(name):
+        def pre_hook(module, args):
+            if name not in calls:
+                calls[name] = [len(calls), True]
+
+        def hook(module, args, output):
+            keeps = bool(args) and torch.is_tensor(args[0]) and torch.is_tensor(output) and args[0].shape == output.shape
+            calls[name][1] = calls[name][1] and keeps
+
+        return pre_hook, hook
+
+    for name, module in parents.items():
+        containers = (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)
+        if name and not isinstance(module, containers) and any(True for _ in module.children()):
+            pre_hook, hook = recorder(name)
+            handles += [module.register_forward_pre_hook(pre_hook), module.register_forward_hook(hook)]
+    training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(inputs[:2])
+    finally:
+        model.train(training)
+        for handle in handles:
+            handle.remove()
+    kept = {name for name, (_, keeps) in calls.items() if keeps}
+    outermost = [name for name in kept if not any(name.startswith(other + ".") for other in kept)]
+    ordered = sorted(outermost, key=lambda name: calls[name][0])
+    return [Site(parents[name], depth) for depth, name in enumerate(ordered, start=1)]
 
 
 def linear_layers_by_kind(model):

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from synth.runtime.readers import (_affine, _attention, _attention_grad, _channel_width, _channels_last,
-                                   _conv_sample_grad_moments, _grad_of, _patch_rows, _rows, _sample_grad_moments,
-                                   _scalar, _sign_codes, _spatial, _trainable_numel)
-from synth.runtime.sites import sites_by_kind
+                                   _conv_sample_grad_moments, _grad_of, _norm_ratio, _patch_rows, _rows,
+                                   _sample_grad_moments, _scalar, _sign_codes, _spatial, _trainable_numel)
+from synth.runtime.sites import block_sites, sites_by_kind
 from synth.runtime.values import Layers
 
 
@@ -23,8 +23,10 @@ class Statistic:
     `read(site, captured, options)` returns the statistic at one site: a matrix for role
     'tensor' (the statistic is a Layers), a number for role 'layer' (a 1-D tensor, one entry
     per site). `at` says when it is read: 'after' the pass, from the module; in a forward
-    pre-hook ('forward', `captured['input']` is the module's input); or in a backward hook
-    ('backward', `captured` also holds 'output_grad', the loss gradient at the output).
+    pre-hook ('forward', `captured['input']` is the module's input); in a forward hook once
+    the module has run ('output', `captured['output']` is its output too); or in a backward hook
+    ('backward', `captured` also holds 'output_grad', the loss gradient at the output, and
+    'input_grad', the one at the input, None where the input takes no gradient).
     `needs` is the pass it needs: 'none', 'forward' or 'backward'. `shape` is its shape per
     site, in words.
     """
@@ -105,6 +107,20 @@ def _cnn_statistics():
     }
 
 
+def _block_statistics():
+    """Statistics of blocks (see `block_sites`): how much a block scales its input's norm on the way
+    forward and the loss gradient's on the way back (AZ-NAS's trainability reads the latter per
+    block), its parameter count and depth index."""
+    rows = {
+        "gain": (lambda s, c, o: _norm_ratio(c["output"], c["input"]), "output", "forward", "layer", "one number"),
+        "grad_gain": (lambda s, c, o: _norm_ratio(c["input_grad"], c["output_grad"]), "backward", "backward", "layer", "one number"),
+        "params": (lambda s, c, o: _scalar(sum(p.numel() for p in s.module.parameters() if p.requires_grad)), "after", "none",
+                   "layer", "one number"),
+        "depth": (lambda s, c, o: _scalar(s.depth), "after", "none", "layer", "one number"),
+    }
+    return {f"block.{quantity}": Statistic("block", *row) for quantity, row in rows.items()}
+
+
 STATISTICS = {
     **_linear_statistics("msa"),
     **_linear_statistics("mlp"),
@@ -116,31 +132,41 @@ STATISTICS = {
     "attn.map_grad": Statistic("attn", lambda s, c, o: _rows(_attention_grad(s, c), o), "backward", "backward", "tensor",
                                "(samples x heads x query tokens) x key tokens"),
     **_cnn_statistics(),
+    **_block_statistics(),
 }
 QUANTITIES = tuple(name.partition(".")[2] for name in STATISTICS if name.startswith("mlp."))  # of every linear kind
 
 
 def _hooks_for(site, rows, captured, options, values):
     """Register the hooks computing `rows` ({name: Statistic}) at `site`; returns their handles."""
-    forward = {n: r for n, r in rows.items() if r.at == "forward"}
-    backward = {n: r for n, r in rows.items() if r.at == "backward"}
+    forward, output, backward = ({n: r for n, r in rows.items() if r.at == at} for at in ("forward", "output", "backward"))
     handles = []
 
     def pre_hook(module, args):
         captured["input"] = args[0]
         for name, row in forward.items():
             values[name] = row.read(site, captured, options)
+        if not output and not backward:
+            del captured["input"]
+
+    def hook(module, args, result):
+        captured["output"] = result
+        for name, row in output.items():
+            values[name] = row.read(site, captured, options)
+        del captured["output"]
         if not backward:
             del captured["input"]
 
     def backward_hook(module, grad_input, grad_output):
-        captured["output_grad"] = grad_output[0]
+        captured["output_grad"], captured["input_grad"] = grad_output[0], grad_input[0] if grad_input else None
         for name, row in backward.items():
             values[name] = row.read(site, captured, options)
         captured.clear()
 
-    if forward or backward:
+    if forward or output or backward:
         handles.append(site.module.register_forward_pre_hook(pre_hook))
+    if output:
+        handles.append(site.module.register_forward_hook(hook))
     if backward:
         handles.append(site.module.register_full_backward_hook(backward_hook))
     return handles
@@ -165,6 +191,8 @@ def collect_statistics(model, inputs, targets, wanted, max_rows=None, row_seed=0
         if name not in STATISTICS:
             raise ValueError(f"unknown statistic {name!r}")
     sites = sites_by_kind(model)
+    if any(STATISTICS[n].kind == "block" for n in wanted):
+        sites["block"] = block_sites(model, inputs)
     options = {"max_rows": max_rows, "row_seed": row_seed}
     per_site, handles = {}, []  # (kind, index) -> {name: value}
     for kind, kind_sites in sites.items():
