@@ -4,6 +4,7 @@ torch.autograd.grad at every block boundary)."""
 
 import copy
 
+import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -116,3 +117,27 @@ def test_forward_statistics_alone_need_no_backward_pass():
     x, y = probe()
     gain = runtime.collect_statistics(model, x, y, ["block.gain"])["block.gain"]
     assert len(gain) == 3 and all(p.grad is None for p in model.parameters())
+
+
+def test_a_plugin_statistic_reads_the_output_and_the_input_gradient():
+    import synth
+
+    names = ("block.test_output_norm", "block.test_input_grad_norm")
+    try:
+        synth.register_statistic(names[0], at="output", role="layer")(lambda site, c: c["output"].detach().norm())
+        synth.register_statistic(names[1], at="backward", role="layer")(lambda site, c: c["input_grad"].detach().norm())
+        assert runtime.STATISTICS[names[0]].needs == "forward"
+        torch.manual_seed(0)
+        model = Net()
+        x, y = probe()
+        stats = runtime.collect_statistics(copy.deepcopy(model), x, y, list(names))
+        h1 = model.stage1[0](model.stem(x))
+        h1.retain_grad()
+        h2 = model.stage1[1](h1)
+        h4 = model.last(model.down(h2))
+        F.cross_entropy(model.head(h4.mean(dim=(2, 3))), y).backward()
+        torch.testing.assert_close(stats[names[0]], torch.stack([h1.norm(), h2.norm(), h4.norm()]).detach())
+        assert stats[names[1]][1].item() == pytest.approx(h1.grad.norm().item(), rel=1e-5)
+    finally:
+        for name in names:
+            runtime.STATISTICS.pop(name, None)
