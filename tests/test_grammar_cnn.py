@@ -102,9 +102,10 @@ def test_every_random_program_runs_on_a_cnn(grammar):
 
 def test_exported_cnn_proxy_is_torch_only_and_scores_a_nasbench201_network(grammar, tmp_path):
     programs = ProgramSpace(grammar)
-    text = (f"add__net__net({grammar.programs['nwot']}, "
+    text = (f"add__net__net(add__net__net({grammar.programs['nwot']}, "
             "sub__net__net(layer_mean__conv_layer(std__conv_out(channel_std__conv_gy(conv_output_grad))), "
-            "layer_max__bn_layer(fro__bn_c(bn_weight_grad)))))")
+            "layer_max__bn_layer(fro__bn_c(bn_weight_grad)))), "
+            "layer_mean__block_layer(mul__block_layer__block_layer(block_grad_gain, block_gain)))")  # block sites too
     formula = to_formula(programs.parse(text), grammar)
     probe_settings = Probe(dataset="gaussian", batch_size=8, max_rows=256)
     path = tmp_path / "proxy.py"
