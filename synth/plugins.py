@@ -32,7 +32,8 @@ __all__ = ["register_op", "register_statistic", "STATISTIC_REGISTRY", "import_pl
 
 STATISTIC_REGISTRY: Registry = Registry("statistic", GrammarError, items=runtime.STATISTICS)
 
-_AT = ("after", "forward", "output", "backward")
+_PASS_AT = {"after": "none", "forward": "forward", "output": "forward", "backward": "backward"}  # the pass each `at` runs in
+_AT = tuple(_PASS_AT)
 _PASSES = ("none", "forward", "backward")  # in the order each pass includes the ones before
 
 
@@ -147,10 +148,10 @@ def register_statistic(name: str, *, at: str, role: str = "tensor", needs: str |
     kind, _, quantity = name.partition(".") if isinstance(name, str) else ("", "", "")
     if kind not in runtime.SITE_KINDS or not quantity.isidentifier():
         raise ValueError(f"a statistic is named 'kind.quantity', kind one of {', '.join(runtime.SITE_KINDS)}: not {name!r}")
-    needs = needs or {"after": "none", "output": "forward"}.get(at, at)
+    needs = needs or _PASS_AT.get(at, at)
     if at not in _AT or role not in ("tensor", "layer") or needs not in _PASSES:
         raise ValueError(f"statistic {name!r}: `at` is one of {_AT}, `role` tensor or layer, `needs` one of {_PASSES}")
-    if _PASSES.index(needs) < _PASSES.index({"after": "none", "output": "forward"}.get(at, at)):
+    if _PASSES.index(needs) < _PASSES.index(_PASS_AT[at]):
         raise ValueError(f"statistic {name!r}: read at {at!r}, it needs the {at} pass (needs={needs!r})")
 
     def wrap(fn):
