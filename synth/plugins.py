@@ -152,7 +152,7 @@ def register_statistic(name: str, *, at: str, role: str = "tensor", needs: str |
     if at not in _AT or role not in ("tensor", "layer") or needs not in _PASSES:
         raise ValueError(f"statistic {name!r}: `at` is one of {_AT}, `role` tensor or layer, `needs` one of {_PASSES}")
     if _PASSES.index(needs) < _PASSES.index(_PASS_AT[at]):
-        raise ValueError(f"statistic {name!r}: read at {at!r}, it needs the {at} pass (needs={needs!r})")
+        raise ValueError(f"statistic {name!r}: read at {at!r}, it needs the {_PASS_AT[at]} pass (needs={needs!r})")
 
     def wrap(fn):
         STATISTIC_REGISTRY.register(name, runtime.Statistic(kind, PluginRead(fn, role), at, needs, role, shape or role))
