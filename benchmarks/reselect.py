@@ -25,20 +25,17 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from synth import __version__
 from synth.bench.joined import JoinedBenchmark, benchmark_sources
-from synth.config import EvolveConfig
 from synth.evaluator import Evaluator
 from synth.export import proxy_source
-from synth.fitness import INVALID, correlations, resolution
+from synth.fitness import INVALID
 from synth.grammar import load_grammar
 from synth.probe import Probe
 from synth.programs import ProgramSpace
 from synth.records import RunRecord
 from synth.rundir import RUN_RECORD, write_json
-from synth.run import write_run_files
+from synth.run import formula_fields, write_run_files
 
 SELECTION = "selection.json"
 
@@ -69,7 +66,7 @@ def reselect(run_dir: Path, source: str, within: float, out: Path, workers: int 
     check_bench_holds_run(record, source)
     gram = load_grammar(record.grammar)
     probe = Probe(**record.probe)
-    config = record.config if isinstance(record.config, EvolveConfig) else EvolveConfig.from_dict(record.config, str(run_dir))
+    config = record.config
     bench = JoinedBenchmark(source, plain_tasks(record))
     search_rows, test_rows = bench.split(config.split_seed, config.search_fraction)
     stats = bench.statistics(probe, gram.statistics, workers=workers)
@@ -83,16 +80,8 @@ def reselect(run_dir: Path, source: str, within: float, out: Path, workers: int 
     table.sort(key=lambda c: (-c["selection"], c["complexity"], c["formula"]))
     pick = table[0]
     formula = evaluator.formula(space.parse(pick["program"]))
-    scores = evaluator.scores(formula)
-    sizes = bench.sizes()
-    chosen = replace(
-        record, formula=formula.canonical, latex=formula.latex, canonical=formula.canonical, complexity=formula.complexity,
-        program=pick["program"], fitness=pick["run_fitness"], validation=None,
-        test=correlations(scores, bench.targets, test_rows), search=correlations(scores, bench.targets, search_rows),
-        baselines={name: correlations(values, bench.targets, test_rows) for name, values in sizes.items()},
-        split={"search": search_rows, "test": test_rows}, scores=[float(s) if np.isfinite(s) else None for s in scores],
-        resolution={"proxy": resolution(scores), "params": resolution(sizes["params"])},
-        bench={"source": source, "name": bench.name, "space": bench.space_name, "tasks": bench.tasks, "architectures": len(bench)})
+    chosen = replace(record, **formula_fields(formula, evaluator, bench, source, search_rows, test_rows),
+                     program=pick["program"], fitness=pick["run_fitness"], validation=None)
     out.mkdir(parents=True, exist_ok=True)
     write_run_files(out, chosen, proxy_source(formula, gram, probe, chosen.fitness, __version__))
     summary = {"run": str(run_dir), "bench": source, "within": within, "pick": pick["formula"], "candidates": table}

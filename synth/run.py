@@ -31,7 +31,7 @@ from synth.rundir import (CHECKPOINT, RUN_RECORD, locked_run_dir, no_progress, r
                           write_checkpoint, write_json, write_text)
 from synth.probe import Probe
 
-__all__ = ["run_evolve", "run_evolve_locked", "write_run_files", "hall_of_fame", "HALL_OF_FAME", "PROXY"]
+__all__ = ["run_evolve", "run_evolve_locked", "write_run_files", "formula_fields", "hall_of_fame", "HALL_OF_FAME", "PROXY"]
 
 HALL_OF_FAME, PROXY = "hall_of_fame.csv", "proxy.py"
 
@@ -59,6 +59,28 @@ def write_run_files(out_dir: Path, record: RunRecord, proxy_text: str) -> None:
     write_text(Path(out_dir) / PROXY, proxy_text)
     write_text(Path(out_dir) / HALL_OF_FAME, _hof_csv(record.hall_of_fame))
     write_json(Path(out_dir) / RUN_RECORD, record.to_dict())
+
+
+def formula_fields(formula, evaluator: Evaluator, bench: JoinedBenchmark, source: str, search_rows, test_rows) -> dict:
+    """The run record's fields that describe a final formula on its benchmark: the formula's forms, its
+    score per architecture, its correlations on both splits beside the size baselines', and the
+    benchmark (named by `source`). One writer for a run and for benchmarks/reselect.py's re-pick."""
+    scores = evaluator.scores(formula)
+    sizes = bench.sizes()
+    return dict(
+        formula=formula.canonical,
+        latex=formula.latex,
+        canonical=formula.canonical,
+        complexity=formula.complexity,
+        test=correlations(scores, bench.targets, test_rows),
+        search=correlations(scores, bench.targets, search_rows),
+        baselines={name: correlations(values, bench.targets, test_rows) for name, values in sizes.items()},
+        split={"search": search_rows, "test": test_rows},
+        scores=[None if not np.isfinite(s) else float(s) for s in scores],
+        resolution={"proxy": resolution(scores), "params": resolution(sizes["params"])},
+        bench={"source": source, "name": bench.name, "space": bench.space_name, "tasks": bench.tasks,
+               "architectures": len(bench)},
+    )
 
 
 def _final_choice(state: EvolutionState, evaluator: Evaluator):
@@ -251,26 +273,13 @@ def run_evolve(
         log(f"final pick on the inner validation fold ({len(validation_rows)} of the search architectures) "
             f"among {len(front)} formulas of the Pareto front")
     formula = evaluator.formula(programs.parse(program))
-    scores = evaluator.scores(formula)
-    sizes = bench.sizes()
     record = RunRecord(
-        formula=formula.canonical,
-        latex=formula.latex,
-        canonical=formula.canonical,
-        complexity=formula.complexity,
+        **formula_fields(formula, evaluator, bench, bench_source or EMBEDDED_PREFIX + bench.name, search_rows, test_rows),
         program=program,
         fitness=evaluator.fitness_of[formula.canonical],
         validation={"rows": validation_rows, "front": front} if validation_rows else None,
-        test=correlations(scores, bench.targets, test_rows),
-        search=correlations(scores, bench.targets, search_rows),
-        baselines={name: correlations(values, bench.targets, test_rows) for name, values in sizes.items()},
-        split={"search": search_rows, "test": test_rows},
-        scores=[None if not np.isfinite(s) else float(s) for s in scores],
-        resolution={"proxy": resolution(scores), "params": resolution(sizes["params"])},
         hall_of_fame=hall_of_fame(evaluator),
         grammar=gram.path,
-        bench={"source": bench_source or EMBEDDED_PREFIX + bench.name, "name": bench.name, "space": bench.space_name,
-               "tasks": bench.tasks, "architectures": len(bench)},
         config=config,
         probe=probe.to_dict(),
         device=device,
