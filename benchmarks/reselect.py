@@ -21,12 +21,12 @@ proxy.py, and selection.json listing every candidate with both scores.
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import replace
 from pathlib import Path
 
 from synth import __version__
 from synth.bench.joined import JoinedBenchmark, benchmark_sources
+from synth.estimator import Evolution
 from synth.evaluator import Evaluator
 from synth.export import proxy_source
 from synth.fitness import INVALID
@@ -34,7 +34,7 @@ from synth.grammar import load_grammar
 from synth.probe import Probe
 from synth.programs import ProgramSpace
 from synth.records import RunRecord
-from synth.rundir import RUN_RECORD, write_json
+from synth.rundir import write_json
 from synth.run import formula_fields, write_run_files
 
 SELECTION = "selection.json"
@@ -62,7 +62,7 @@ def check_bench_holds_run(record: RunRecord, source: str) -> None:
 
 
 def reselect(run_dir: Path, source: str, within: float, out: Path, workers: int = 1) -> dict:
-    record = RunRecord.from_dict(json.loads((run_dir / RUN_RECORD).read_text()))
+    record = Evolution.load(run_dir).record  # errors name the run directory's file
     check_bench_holds_run(record, source)
     gram = load_grammar(record.grammar)
     probe = Probe(**record.probe)
@@ -72,14 +72,16 @@ def reselect(run_dir: Path, source: str, within: float, out: Path, workers: int 
     stats = bench.statistics(probe, gram.statistics, workers=workers)
     evaluator = Evaluator(gram, stats, bench.targets, search_rows, replace(config, validation=0.0))
     space = ProgramSpace(gram)
-    table = []
+    table, formulas = [], {}
     for program in candidates(record, within):
-        selection, _ = evaluator.fitness(space.parse(program["program"]))
+        tree = space.parse(program["program"])
+        selection, _ = evaluator.fitness(tree)
+        formulas[program["program"]] = evaluator.formula(tree)
         table.append({"formula": program["formula"], "complexity": program["complexity"],
                       "run_fitness": program["fitness"], "selection": selection, "program": program["program"]})
     table.sort(key=lambda c: (-c["selection"], c["complexity"], c["formula"]))
     pick = table[0]
-    formula = evaluator.formula(space.parse(pick["program"]))
+    formula = formulas[pick["program"]]
     chosen = replace(record, **formula_fields(formula, evaluator, bench, source, search_rows, test_rows),
                      program=pick["program"], fitness=pick["run_fitness"], validation=None)
     out.mkdir(parents=True, exist_ok=True)
