@@ -26,14 +26,13 @@ from pathlib import Path
 
 from synth import __version__
 from synth.bench.joined import JoinedBenchmark, benchmark_sources
-from synth.estimator import Evolution
 from synth.evaluator import Evaluator
 from synth.export import proxy_source
 from synth.fitness import INVALID
 from synth.grammar import load_grammar
 from synth.probe import Probe
 from synth.programs import ProgramSpace
-from synth.records import RunRecord
+from synth.records import RunRecord, read_run_record
 from synth.rundir import write_json
 from synth.run import formula_fields, write_run_files
 
@@ -62,7 +61,7 @@ def check_bench_holds_run(record: RunRecord, source: str) -> None:
 
 
 def reselect(run_dir: Path, source: str, within: float, out: Path, workers: int = 1) -> dict:
-    record = Evolution.load(run_dir).record  # errors name the run directory's file
+    record = read_run_record(run_dir)  # errors name the run directory's file
     check_bench_holds_run(record, source)
     gram = load_grammar(record.grammar)
     probe = Probe(**record.probe)

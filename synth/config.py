@@ -46,6 +46,7 @@ class EvolveConfig:
     validation: float = 0.0  # share of the search split held out to pick the final formula; 0: pick by fitness
     seed_programs: bool = False  # start the population with the grammar's named programs
     restarts: int = 1  # independent evolutions in a row, sharing the fitness memo; the pick is over all
+    init_from: str = ""  # comma-separated run directories whose best programs start the population (warm start)
 
     def to_dict(self) -> dict:
         return asdict(self)

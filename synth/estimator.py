@@ -13,21 +13,20 @@ come from someone else). Settings are stored as given and checked when `fit` run
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from synth import __version__
 from synth.bench.load import EMBEDDED_PREFIX
 from synth.config import EvolveConfig, config_from
-from synth.errors import RunDirError
 from synth.execute import evaluate
 from synth.export import proxy_source
 from synth.grammar import load_grammar
 from synth.probe import Probe
 from synth.programs import ProgramSpace
-from synth.records import RunRecord
+from synth.records import RunRecord, read_run_record
 from synth.run import run_evolve_locked, write_run_files
-from synth.rundir import CHECKPOINT, RUN_RECORD, new_run_dir, no_progress, read_record, write_text
+from synth.rundir import CHECKPOINT, new_run_dir, no_progress, write_text
 from synth.runtime import collect_statistics
 from synth.symbolic import to_formula
 
@@ -179,13 +178,7 @@ class Evolution:
         """The fitted evolution of a run directory written by `fit`, `save` or `synth evolve`, read
         from its run.json. RunDirError naming the file when it is missing or not a run record.
         `allow_plugins` lets its formulas import the plugins their grammar names."""
-        path = Path(run_dir) / RUN_RECORD
-        raw = read_record(path, "no run record (a run that has not finished resumes with synth evolve --resume)",
-                          tuple(f.name for f in fields(RunRecord)))
-        try:
-            record = RunRecord.from_dict(raw)
-        except (TypeError, ValueError) as exc:
-            raise RunDirError(f"{path}: not a run record this synth can read ({exc})") from None
+        record = read_run_record(run_dir)
         source = record.bench["source"]
         evolution = cls(record.grammar, None if source.startswith(EMBEDDED_PREFIX) else source, tasks=record.bench["tasks"],
                         out=run_dir, device=record.device, probe=record.probe, allow_plugins=allow_plugins,

@@ -24,6 +24,7 @@ Evaluator (synth/evaluator.py) computes it.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import asdict, dataclass, field
 
@@ -89,13 +90,30 @@ class EvolutionState:
         )
 
 
-def initial_population(programs: ProgramSpace, evaluator: Evaluator, config: EvolveConfig, rng: random.Random) -> list[Member]:
-    """P programs with distinct canonical forms, valid ones preferred: the grammar's named programs
-    first when `config.seed_programs`, then random ones; candidates are scored a batch at a time
-    (one pass over the architectures per batch)."""
+def initial_population(programs: ProgramSpace, evaluator: Evaluator, config: EvolveConfig, rng: random.Random,
+                       sources: dict[str, list[str]] | None = None) -> list[Member]:
+    """P programs with distinct canonical forms, valid ones preferred: from each of `sources` (the
+    program texts of earlier runs by run directory: a warm start) its best P/len(sources) under this
+    run's fitness, so that every source keeps an equal share however this fitness ranks them (runs
+    evolved on different fitnesses, islands merged); then the grammar's named programs when
+    `config.seed_programs`, then random ones. Candidates are scored a batch at a time (one pass over
+    the architectures per batch)."""
     valid, invalid, seen = [], [], set()
+    share = math.ceil(config.population / len(sources)) if sources else 0
+    for run_dir, texts in (sources or {}).items():
+        trees = [programs.parse(text, f"{run_dir}: program {i + 1} of the warm start") for i, text in enumerate(texts)]
+        scored = sorted(((fit, key, str(tree)) for tree, (fit, key) in zip(trees, evaluator.fitness_many(trees))
+                         if key is not None and fit > INVALID), key=lambda c: -c[0])
+        kept = 0
+        for fit, key, text in scored:
+            if kept < share and key not in seen:
+                seen.add(key)
+                valid.append(Member(text, key, fit))
+                kept += 1
     named = [programs.parse(text, f"named program {name!r}") for name, text in programs.grammar.programs.items()] if config.seed_programs else []
     for attempt in range(25):
+        if len(valid) >= config.population:
+            break
         trees = [programs.random_tree(rng) for _ in range(2 * config.population)]
         if attempt == 0:
             trees = named + trees
@@ -104,24 +122,23 @@ def initial_population(programs: ProgramSpace, evaluator: Evaluator, config: Evo
                 continue
             seen.add(key)
             (valid if fit > INVALID else invalid).append(Member(str(tree), key, fit))
-        if len(valid) >= config.population:
-            break
     members = (valid + invalid)[: config.population]
     if len(members) < config.population:
         raise ValueError("the grammar yields too few distinct programs for the population size")
     return members
 
 
-def evolve(programs: ProgramSpace, evaluator: Evaluator, config: EvolveConfig, state: EvolutionState | None = None, on_iteration=None) -> EvolutionState:
+def evolve(programs: ProgramSpace, evaluator: Evaluator, config: EvolveConfig, state: EvolutionState | None = None,
+           on_iteration=None, sources: dict[str, list[str]] | None = None) -> EvolutionState:
     """Run (or continue) `config.restarts` evolutions of `config.iterations` each, one after another
-    (each from a fresh population; the fitness memo is shared); `on_iteration(state)` after each
-    iteration and after each first population."""
+    (each from a fresh population, started from `sources` as `initial_population` says; the fitness
+    memo is shared); `on_iteration(state)` after each iteration and after each first population."""
     state = state or EvolutionState()
     rng = seeded_rng(config.seed, state.rng_state)
     step = _generational_step if config.mode == "generational" else _steady_step
     while True:
         if not state.population:
-            state.population = initial_population(programs, evaluator, config, rng)
+            state.population = initial_population(programs, evaluator, config, rng, sources)
             state.rng_state = rng_state(rng)
             if on_iteration:
                 on_iteration(state)  # a checkpoint of the first population: a kill from here on loses no work

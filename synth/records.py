@@ -9,11 +9,14 @@ key of that JSON: code written against the plain dicts these records replaced ke
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Callable, ClassVar
 
 from synth.config import EvolveConfig
+from synth.errors import RunDirError
+from synth.rundir import RUN_RECORD, read_record
 
-__all__ = ["Record", "HallOfFameEntry", "RunRecord"]
+__all__ = ["Record", "HallOfFameEntry", "RunRecord", "read_run_record"]
 
 
 class Record:
@@ -95,3 +98,15 @@ class RunRecord(Record):
         "hall_of_fame": lambda rows: [HallOfFameEntry.from_dict(row) for row in rows],
         "config": lambda raw: EvolveConfig.from_dict(raw, "run.json config"),
     }
+
+
+def read_run_record(run_dir) -> RunRecord:
+    """The record of a finished run directory (its run.json). RunDirError naming the file when it is
+    missing or not a run record."""
+    path = Path(run_dir) / RUN_RECORD
+    raw = read_record(path, "no run record (a run that has not finished resumes with synth evolve --resume)",
+                      tuple(f.name for f in fields(RunRecord)))
+    try:
+        return RunRecord.from_dict(raw)
+    except (TypeError, ValueError) as exc:
+        raise RunDirError(f"{path}: not a run record this synth can read ({exc})") from None

@@ -25,7 +25,7 @@ from synth.export import proxy_source
 from synth.fitness import INVALID, correlations, resolution
 from synth.grammar import load_grammar
 from synth.programs import ProgramSpace
-from synth.records import HallOfFameEntry, RunRecord
+from synth.records import HallOfFameEntry, RunRecord, read_run_record
 from synth.errors import RunDirError
 from synth.rundir import (CHECKPOINT, RUN_RECORD, locked_run_dir, no_progress, read_checkpoint, refuse_existing_run, versions,
                           write_checkpoint, write_json, write_text)
@@ -155,6 +155,19 @@ def _resumed(out_dir: Path, config: EvolveConfig | None, extend: int | None):
             checkpoint.get("plugins", {}))
 
 
+def warm_start_programs(init_from: str, population: int) -> dict[str, list[str]]:
+    """For each run directory named in `init_from` (comma-separated), the program texts of its 3P best
+    valid programs by its own fitness, best first: the candidates `initial_population` rescores.
+    RunDirError naming the file of a directory that holds no finished run."""
+    sources = {}
+    for run_dir in [part.strip() for part in init_from.split(",") if part.strip()]:
+        record = read_run_record(run_dir)
+        valid = [p for p in record.programs if p["fitness"] is not None and p["fitness"] > INVALID]
+        valid.sort(key=lambda p: (-p["fitness"], p["complexity"], p["formula"]))
+        sources[run_dir] = [p["program"] for p in valid[: 3 * population]]
+    return sources
+
+
 def _move(stats_per_arch, device):
     """Every statistic (Layers or a per-layer tensor) on `device`."""
     if device == "cpu":
@@ -262,7 +275,9 @@ def run_evolve(
             if log_every and st.iteration and (st.iteration % log_every == 0 or st.iteration == config.iterations):
                 log(_progress_line(st, evaluator, config, time.perf_counter() - started))
 
-        state = evolve(programs, evaluator, config, state, on_iteration)
+        starts_ahead = state is None or not state.population or state.restart + 1 < config.restarts
+        sources = warm_start_programs(config.init_from, config.population) if starts_ahead else {}
+        state = evolve(programs, evaluator, config, state, on_iteration, sources)
         checkpoint_now(state)
     evolve_seconds = time.perf_counter() - t0
 

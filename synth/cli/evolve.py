@@ -74,6 +74,9 @@ def add_parser(subparsers) -> None:
                    help="hold out this share of the search split; the final formula is the Pareto front's best on it "
                    "(default: 0, the fittest of the final population)")
     p.add_argument("--seed-programs", action="store_true", help="start the population with the grammar's named programs")
+    p.add_argument("--init-from", default=d.init_from, metavar="RUN[,RUN...]",
+                   help="start the population from finished runs of the same grammar: each run's best programs under "
+                   "this run's fitness, an equal share per run (a warm start; default: none)")
     p.add_argument("--restarts", type=int, default=d.restarts, help=f"independent evolutions in a row, the pick made over all (default: {d.restarts})")
     p.add_argument("--log-every", type=int, default=None, metavar="N",
                    help="print a progress line every N iterations (default: 10 when stderr is not a terminal, else none)")
@@ -115,7 +118,7 @@ def run(args: argparse.Namespace, out) -> int:
             metric=args.metric, top_share=args.top_share, join=args.join, absolute=args.absolute,
             seed=args.seed, split_seed=args.split_seed, mode=args.mode, children=args.children, time_limit=args.time_limit,
             resamples=args.resamples, resample_fraction=args.resample_fraction, resample_quantile=args.resample_quantile,
-            validation=args.validation, seed_programs=args.seed_programs, restarts=args.restarts,
+            validation=args.validation, seed_programs=args.seed_programs, restarts=args.restarts, init_from=args.init_from,
         ).validate()
     except ValueError as exc:
         out.error(str(exc))
