@@ -44,3 +44,20 @@ def small_bench(tmp_path_factory):
     path = tmp_path_factory.mktemp("bench") / "small.json"
     path.write_text(json.dumps(raw))
     return path
+
+
+@pytest.fixture(scope="session")
+def small_vit(small_bench):
+    """(grammar, benchmark, statistics, search rows) of `small_bench` under the vit grammar and the
+    default probe: what tests that score programs by hand start from."""
+    from synth.bench import load_benchmark, split_indices
+    from synth.grammar import load_grammar
+    from synth.probe import Probe
+    from synth.space import load_space
+    from synth.stats import load_statistics
+
+    grammar = load_grammar("vit")
+    bench = load_benchmark(str(small_bench))
+    stats = load_statistics(load_space(bench.space), bench.archs, Probe(), grammar.statistics)
+    search, _ = split_indices(len(bench), 0)
+    return grammar, bench, stats, search

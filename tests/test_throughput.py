@@ -9,16 +9,12 @@ import pytest
 import torch
 
 import synth.evaluator as evaluator_module
-from synth.bench import load_benchmark, split_indices
 from synth.evaluator import Evaluator
 from synth.evolve import EvolutionState, EvolveConfig, evolve
 from synth.grammar import load_grammar
 from synth.programs import ProgramSpace
 from synth.run import run_evolve
 from synth.runtime import Layers, op_nuclear
-from synth.space import load_space
-from synth.probe import Probe
-from synth.stats import load_statistics
 
 A = "layer_sum__mlp_layer(l1__mlp_w(mlp_weight))"
 B = "layer_sum__mlp_layer(fro__mlp_w(mlp_weight))"
@@ -28,11 +24,8 @@ E = "layer_mean__mlp_layer(l1__mlp_w(mlp_weight))"
 
 
 @pytest.fixture(scope="module")
-def setting(small_bench):
-    grammar = load_grammar("vit")
-    bench = load_benchmark(str(small_bench))
-    stats = load_statistics(load_space(bench.space), bench.archs, Probe(), grammar.statistics)
-    search, _ = split_indices(len(bench), 0)
+def setting(small_vit):
+    grammar, bench, stats, search = small_vit
     return grammar, ProgramSpace(grammar), bench, stats, search
 
 

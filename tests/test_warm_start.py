@@ -7,33 +7,19 @@ import random
 
 import pytest
 
-from synth.bench import load_benchmark, split_indices
 from synth.errors import GrammarError, RunDirError
 from synth.evaluator import Evaluator
 from synth.evolve import EvolveConfig, initial_population
-from synth.grammar import load_grammar
-from synth.probe import Probe
 from synth.programs import ProgramSpace
 from synth.run import run_evolve, warm_start_programs
-from synth.space import load_space
-from synth.stats import load_statistics
 
 
 def small(**kw):
     return EvolveConfig(population=kw.pop("population", 8), iterations=kw.pop("iterations", 4), sample_size=4, top_k=2, **kw)
 
 
-@pytest.fixture(scope="module")
-def setting(small_bench):
-    grammar = load_grammar("vit")
-    bench = load_benchmark(str(small_bench))
-    stats = load_statistics(load_space(bench.space), bench.archs, Probe(), grammar.statistics)
-    search, _ = split_indices(len(bench), 0)
-    return grammar, stats, bench, search
-
-
-def test_each_source_gives_its_best_programs_an_equal_share(setting):
-    grammar, stats, bench, search = setting
+def test_each_source_gives_its_best_programs_an_equal_share(small_vit):
+    grammar, bench, stats, search = small_vit
     programs = ProgramSpace(grammar)
     rng = random.Random(7)
     texts = {"run-a": [str(programs.random_tree(rng)) for _ in range(10)],
@@ -54,8 +40,8 @@ def test_each_source_gives_its_best_programs_an_equal_share(setting):
     assert [m.canonical for m in members] == expected[:5]
 
 
-def test_a_source_of_another_grammar_is_named(setting):
-    grammar, stats, bench, search = setting
+def test_a_source_of_another_grammar_is_named(small_vit):
+    grammar, bench, stats, search = small_vit
     config = small()
     evaluator = Evaluator(grammar, stats, bench.targets, search, config)
     with pytest.raises(GrammarError, match=r"runs/cnn-s0: program 2 of the warm start: 'layer_sum__conv_layer' is not a name of grammar 'vit'"):
