@@ -28,22 +28,19 @@ from synth import __version__
 from synth.bench.joined import JoinedBenchmark, benchmark_sources
 from synth.evaluator import Evaluator
 from synth.export import proxy_source
-from synth.fitness import INVALID
 from synth.grammar import load_grammar
 from synth.probe import Probe
 from synth.programs import ProgramSpace
 from synth.records import RunRecord, read_run_record
 from synth.rundir import write_json
-from synth.run import formula_fields, write_run_files
+from synth.run import formula_fields, ranked_programs, write_run_files
 
 SELECTION = "selection.json"
 
 
 def candidates(record: RunRecord, within: float) -> list[dict]:
     """The programs the run scored with fitness at least its best minus `within`, best first."""
-    floor = record.fitness - within
-    chosen = [p for p in record.programs if p["fitness"] is not None and p["fitness"] > INVALID and p["fitness"] >= floor]
-    return sorted(chosen, key=lambda p: (-p["fitness"], p["complexity"], p["formula"]))
+    return [p for p in ranked_programs(record) if p["fitness"] >= record.fitness - within]
 
 
 def plain_tasks(record: RunRecord) -> list[str]:

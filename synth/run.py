@@ -155,17 +155,19 @@ def _resumed(out_dir: Path, config: EvolveConfig | None, extend: int | None):
             checkpoint.get("plugins", {}))
 
 
+def ranked_programs(record: RunRecord) -> list[dict]:
+    """Every valid program a run scored (its record's `programs`), best fitness first; ties go to
+    fewer nodes, then to the formula's text, so the order is the same on every read."""
+    valid = [p for p in record.programs if p["fitness"] is not None and p["fitness"] > INVALID]
+    return sorted(valid, key=lambda p: (-p["fitness"], p["complexity"], p["formula"]))
+
+
 def warm_start_programs(init_from: str, population: int) -> dict[str, list[str]]:
     """For each run directory named in `init_from` (comma-separated), the program texts of its 3P best
     valid programs by its own fitness, best first: the candidates `initial_population` rescores.
     RunDirError naming the file of a directory that holds no finished run."""
-    sources = {}
-    for run_dir in [part.strip() for part in init_from.split(",") if part.strip()]:
-        record = read_run_record(run_dir)
-        valid = [p for p in record.programs if p["fitness"] is not None and p["fitness"] > INVALID]
-        valid.sort(key=lambda p: (-p["fitness"], p["complexity"], p["formula"]))
-        sources[run_dir] = [p["program"] for p in valid[: 3 * population]]
-    return sources
+    return {run_dir: [p["program"] for p in ranked_programs(read_run_record(run_dir))[: 3 * population]]
+            for run_dir in [part.strip() for part in init_from.split(",") if part.strip()]}
 
 
 def _move(stats_per_arch, device):
