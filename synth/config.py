@@ -43,6 +43,7 @@ class EvolveConfig:
     resamples: int = 0  # fitness from this many seeded subsets of the search rows; 0: the whole split at once
     resample_fraction: float = 0.8  # each subset's share of the search rows
     resample_quantile: float = 0.25  # fitness is this quantile of the subsets' JCMs
+    resample_seed: int = -1  # seed of the subsets; -1: the evolution seed (runs of different seeds then differ in subsets)
     validation: float = 0.0  # share of the search split held out to pick the final formula; 0: pick by fitness
     seed_programs: bool = False  # start the population with the grammar's named programs
     restarts: int = 1  # independent evolutions in a row, sharing the fitness memo; the pick is over all
@@ -50,6 +51,10 @@ class EvolveConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def subset_seed(self) -> int:
+        """The seed of the resampled fitness's subsets: `resample_seed`, or the evolution seed."""
+        return self.seed if self.resample_seed == -1 else self.resample_seed
 
     @classmethod
     def from_dict(cls, raw: dict, where: str = "EvolveConfig") -> "EvolveConfig":
@@ -80,6 +85,7 @@ class EvolveConfig:
             ("resamples", self.resamples >= 0, "must be >= 0"),
             ("resample_fraction", 0.0 < self.resample_fraction <= 1.0, "must be in (0, 1]"),
             ("resample_quantile", 0.0 <= self.resample_quantile <= 1.0, "must be in [0, 1]"),
+            ("resample_seed", self.resample_seed >= -1, "must be a seed >= 0, or -1 for the evolution seed"),
             ("validation", 0.0 <= self.validation < 1.0, "must be in [0, 1)"),
             ("restarts", self.restarts >= 1, "must be at least 1"),
         ]

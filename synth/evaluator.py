@@ -56,7 +56,7 @@ class Evaluator:
         self.degenerate = 0  # programs that collapsed to a constant before any evaluation
         self.latex = {name: t.latex for name, t in grammar.terminals.items()}
         self.clock = _clock_for(self.values)
-        self.subsets = resamples(self.search_rows, config.resamples, config.resample_fraction, config.seed) if config.resamples else None
+        self.subsets = resamples(self.search_rows, config.resamples, config.resample_fraction, config.subset_seed()) if config.resamples else None
         self._scalars = [{} for _ in self.values]  # per architecture: sympy node -> per-layer or network scalar
 
     def formula(self, tree) -> Formula | None:

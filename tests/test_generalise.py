@@ -127,3 +127,16 @@ def test_top_share_reaches_the_fitness_of_a_run(small_bench, tmp_path):
     quantile = np.mean([(sps.rankdata(accuracy)[i] - 1) / (len(search) - 1) for i in top])
     tau = sps.kendalltau(scores, accuracy).statistic
     assert record["fitness"] == pytest.approx((tau + 2 * quantile - 1) / 2)
+
+
+def test_resample_seed_gives_runs_of_different_seeds_the_same_subsets(small_vit):
+    grammar, bench, stats, search = small_vit
+
+    def subsets(**kw):
+        return Evaluator(grammar, stats, bench.targets, search, small(resamples=5, **kw)).subsets
+
+    # by default the evolution seed draws them, as runs made before the option did
+    assert subsets(seed=3) == resamples(search, 5, 0.8, seed=3) != subsets(seed=4)
+    assert subsets(seed=3, resample_seed=9) == subsets(seed=4, resample_seed=9) == resamples(search, 5, 0.8, seed=9)
+    with pytest.raises(ValueError, match=r"resample_seed.*--resample-seed"):
+        small(resample_seed=-2).validate()

@@ -70,6 +70,9 @@ def add_parser(subparsers) -> None:
                    "--resample-quantile of their JCMs; 0 scores the whole split at once (default: 0)")
     p.add_argument("--resample-fraction", type=float, default=d.resample_fraction, help=f"share of the search rows in each subset (default: {d.resample_fraction})")
     p.add_argument("--resample-quantile", type=float, default=d.resample_quantile, help=f"quantile of the subsets' JCMs used as fitness (default: {d.resample_quantile})")
+    p.add_argument("--resample-seed", type=int, default=d.resample_seed, metavar="S",
+                   help="seed of the subsets; give the same S to runs of several --seed values so that their fitness "
+                   "values compare (default: -1, the evolution seed)")
     p.add_argument("--validation", type=float, default=d.validation, metavar="FRACTION",
                    help="hold out this share of the search split; the final formula is the Pareto front's best on it "
                    "(default: 0, the fittest of the final population)")
@@ -118,6 +121,7 @@ def run(args: argparse.Namespace, out) -> int:
             metric=args.metric, top_share=args.top_share, join=args.join, absolute=args.absolute,
             seed=args.seed, split_seed=args.split_seed, mode=args.mode, children=args.children, time_limit=args.time_limit,
             resamples=args.resamples, resample_fraction=args.resample_fraction, resample_quantile=args.resample_quantile,
+            resample_seed=args.resample_seed,
             validation=args.validation, seed_programs=args.seed_programs, restarts=args.restarts, init_from=args.init_from,
         ).validate()
     except ValueError as exc:
