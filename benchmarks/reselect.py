@@ -68,16 +68,14 @@ def reselect(run_dir: Path, source: str, within: float, out: Path, workers: int 
     stats = bench.statistics(probe, gram.statistics, workers=workers)
     evaluator = Evaluator(gram, stats, bench.targets, search_rows, replace(config, validation=0.0))
     space = ProgramSpace(gram)
-    table, formulas = [], {}
+    table = []
     for program in candidates(record, within):
-        tree = space.parse(program["program"])
-        selection, _ = evaluator.fitness(tree)
-        formulas[program["program"]] = evaluator.formula(tree)
+        selection, _ = evaluator.fitness(space.parse(program["program"]))
         table.append({"formula": program["formula"], "complexity": program["complexity"],
                       "run_fitness": program["fitness"], "selection": selection, "program": program["program"]})
     table.sort(key=lambda c: (-c["selection"], c["complexity"], c["formula"]))
     pick = table[0]
-    formula = formulas[pick["program"]]
+    formula = evaluator.formula(space.parse(pick["program"]))  # sympy once, for the pick only
     chosen = replace(record, **formula_fields(formula, evaluator, bench, source, search_rows, test_rows),
                      program=pick["program"], fitness=pick["run_fitness"], validation=None)
     out.mkdir(parents=True, exist_ok=True)

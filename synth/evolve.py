@@ -106,7 +106,9 @@ def initial_population(programs: ProgramSpace, evaluator: Evaluator, config: Evo
                          if key is not None and fit > INVALID), key=lambda c: -c[0])
         kept = 0
         for fit, key, text in scored:
-            if kept < share and key not in seen:
+            if kept == share:
+                break
+            if key not in seen:
                 seen.add(key)
                 valid.append(Member(text, key, fit))
                 kept += 1
