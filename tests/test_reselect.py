@@ -48,3 +48,63 @@ def test_a_benchmark_without_the_run_own_is_refused(benchmark_script, small_run,
     script = benchmark_script("reselect")
     with pytest.raises(SystemExit, match="does not hold the run's own benchmark"):
         script.reselect(small_run, "vit-digits", 0.01, tmp_path / "out")
+
+
+def search_kendall(run_dir, tasks):
+    """Kendall tau-b of a run's recorded scores with each task on its recorded search rows, by scipy."""
+    from scipy.stats import kendalltau
+
+    from synth.bench import load_benchmark
+
+    record = json.loads((run_dir / "run.json").read_text())
+    bench = load_benchmark(record["bench"]["source"])
+    rows = record["split"]["search"]
+    scores = [record["scores"][r] for r in rows]
+    return {t: kendalltau(scores, [bench.targets[t][r] for r in rows], variant="b").statistic for t in tasks}
+
+
+def test_the_floor_is_the_reference_run_kendall_and_keeps_only_candidates_above_it(benchmark_script, small_run, small_bench, tmp_path):
+    script = benchmark_script("reselect")
+    tasks = json.loads((small_run / "run.json").read_text())["bench"]["tasks"]
+    reference = search_kendall(small_run, tasks)
+    floor = script.Floor(str(small_bench), small_run, tolerance=0.05)
+    summary = script.reselect(small_run, str(small_bench), 2.0, tmp_path / "out", floor=floor)
+    assert summary["floor"]["kendall"] == pytest.approx({t: reference[t] - 0.05 for t in tasks})
+    kept = [c for c in summary["candidates"] if c["kept"]]
+    assert kept and len(kept) < len(summary["candidates"])  # the floor binds on this run
+    for c in summary["candidates"]:
+        assert c["kept"] == all(c["floor_kendall"][t] >= reference[t] - 0.05 for t in tasks)
+    best_kept = max(kept, key=lambda c: c["selection"])
+    assert summary["pick"] == best_kept["formula"]
+    assert synth.Evolution.load(tmp_path / "out").best.formula == summary["pick"]
+    # the run's own winner is as good as itself on its own rows: it is always kept
+    winner = json.loads((small_run / "run.json").read_text())["formula"]
+    assert any(c["kept"] for c in summary["candidates"] if c["formula"] == winner)
+
+
+def test_a_floor_no_candidate_keeps_and_a_floor_outside_the_bench_are_refused(benchmark_script, small_run, small_bench, tmp_path):
+    script = benchmark_script("reselect")
+    with pytest.raises(SystemExit, match="keeps the floor"):
+        script.reselect(small_run, str(small_bench), 2.0, tmp_path / "a", floor=script.Floor(str(small_bench), small_run, -2.0))
+    with pytest.raises(SystemExit, match="is not one of --bench's benchmarks"):
+        script.reselect(small_run, str(small_bench), 2.0, tmp_path / "b", floor=script.Floor("vit-digits", small_run))
+
+
+def test_the_floor_part_of_a_joined_benchmark_is_its_own_columns(benchmark_script, small_bench, tmp_path):
+    import numpy as np
+
+    from synth.bench.joined import JoinedBenchmark
+
+    script = benchmark_script("reselect")
+    raw = json.loads(small_bench.read_text())
+    raw["rows"] = raw["rows"][:12]
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(raw))
+    source = f"{small_bench}+{other}"
+    bench = JoinedBenchmark(source)
+    tasks = script.part_tasks(bench, source, str(other))
+    assert tasks and len(tasks) == len(bench.parts[1].targets)
+    rows_of_other = np.arange(len(bench.parts[0]), len(bench))
+    for task in tasks:
+        known = np.flatnonzero(~np.isnan(bench.targets[task]))
+        assert set(known) <= set(rows_of_other)
