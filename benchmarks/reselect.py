@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
 from synth import __version__
 from synth.bench.joined import JoinedBenchmark, benchmark_sources
