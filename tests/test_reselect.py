@@ -108,3 +108,57 @@ def test_the_floor_part_of_a_joined_benchmark_is_its_own_columns(benchmark_scrip
     for task in tasks:
         known = np.flatnonzero(~np.isnan(bench.targets[task]))
         assert set(known) <= set(rows_of_other)
+
+
+def test_a_fixed_floor_keeps_candidates_at_or_above_it_on_every_task(benchmark_script, small_run, small_bench, tmp_path):
+    script = benchmark_script("reselect")
+    summary = script.reselect(small_run, str(small_bench), 2.0, tmp_path / "out", floor=script.Floor(str(small_bench), value=0.3))
+    assert set(summary["floor"]["kendall"].values()) == {0.3}
+    for c in summary["candidates"]:
+        assert c["kept"] == all(v >= 0.3 for v in c["floor_kendall"].values())
+    assert summary["candidates"][0]["kept"] and not summary["floor"]["fell_back"]
+
+
+def test_with_fallback_a_floor_no_candidate_keeps_picks_the_closest(benchmark_script, small_run, small_bench, tmp_path):
+    script = benchmark_script("reselect")
+    floor = script.Floor(str(small_bench), value=2.0, fallback=True)  # Kendall never reaches 2
+    summary = script.reselect(small_run, str(small_bench), 2.0, tmp_path / "out", floor=floor)
+    assert summary["floor"]["fell_back"]
+    closest = max(summary["candidates"], key=lambda c: min(c["floor_kendall"].values()))
+    assert summary["pick"] == closest["formula"]
+
+
+def hand_top_quality(scores, accuracy, cells):
+    """Mean accuracy quantile (0 worst, 1 best, ties averaged) of the `cells` highest scores, as 2q - 1."""
+    from scipy.stats import rankdata
+
+    quantile = (rankdata(accuracy) - 1) / (len(accuracy) - 1)
+    best = sorted(range(len(scores)), key=lambda i: -scores[i])[:cells]
+    return 2 * sum(quantile[i] for i in best) / cells - 1
+
+
+def test_pick_by_top_cells_is_the_best_top_quality_computed_by_hand(benchmark_script, small_run, small_bench, tmp_path):
+    import numpy as np
+
+    from synth.bench import load_benchmark
+
+    script = benchmark_script("reselect")
+    top = script.Top(str(small_bench), cells=3)
+    summary = script.reselect(small_run, str(small_bench), 2.0, tmp_path / "out", top=top)
+    assert summary["candidates"][0]["top"] == max(c["top"] for c in summary["candidates"])
+    assert summary["pick"] == summary["candidates"][0]["formula"]
+    picked = json.loads((tmp_path / "out" / "run.json").read_text())
+    bench = load_benchmark(picked["bench"]["source"])
+    rows = picked["split"]["search"]
+    scores = [picked["scores"][r] for r in rows]
+    assert len(set(scores)) == len(scores)  # no ties at the cut on this run: the hand version needs none
+    by_hand = np.mean([hand_top_quality(scores, [bench.targets[t][r] for r in rows], 3) for t in bench.targets])
+    assert summary["candidates"][0]["top"] == pytest.approx(by_hand)
+
+
+def test_the_command_line_refuses_a_floor_without_its_level(benchmark_script, small_run, small_bench, tmp_path):
+    script = benchmark_script("reselect")
+    with pytest.raises(SystemExit):
+        script.main([str(small_run), "--bench", str(small_bench), "--out", str(tmp_path / "o"), "--floor-part", str(small_bench)])
+    with pytest.raises(SystemExit):
+        script.main([str(small_run), "--bench", str(small_bench), "--out", str(tmp_path / "o"), "--floor-value", "0.5"])
