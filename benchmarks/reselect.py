@@ -60,6 +60,7 @@ from synth.rundir import write_json
 from synth.run import formula_fields, ranked_programs, write_run_files
 
 SELECTION = "selection.json"
+BATCH = 100  # candidates scored per pass over the architectures; their scalars stay in the evaluator's memo
 
 
 def candidates(record: RunRecord, within: float) -> list[dict]:
@@ -191,19 +192,23 @@ def reselect(run_dir: Path, source: str, within: float, out: Path, workers: int 
     if floor is not None:
         minimum = floor_values(floor, evaluator, space, search_rows, floor_tasks)
     table = []
-    for program in candidates(record, within):
-        selection, _ = evaluator.fitness(space.parse(program["program"]))
-        row = {"formula": program["formula"], "complexity": program["complexity"],
-               "run_fitness": program["fitness"], "selection": selection, "program": program["program"]}
-        if floor is not None or top is not None:
-            scores = program_scores(evaluator, program["program"], space, search_rows)
-        if floor is not None:
-            row["floor_kendall"] = kendall_on(scores, evaluator.targets, search_rows, floor_tasks)
-            row["floor_margin"] = floor_margin(row["floor_kendall"], minimum)
-            row["kept"] = row["floor_margin"] >= 0
-        if top is not None:
-            row["top"] = top_on(scores, evaluator.targets, top_rows, top_tasks, top.cells)
-        table.append(row)
+    pool = candidates(record, within)
+    for start in range(0, len(pool), BATCH):
+        batch = pool[start: start + BATCH]
+        # one pass over the architectures per batch: each one's statistics are read once for all of it
+        selections = evaluator.fitness_many([space.parse(p["program"]) for p in batch])
+        for program, (selection, _) in zip(batch, selections):
+            row = {"formula": program["formula"], "complexity": program["complexity"],
+                   "run_fitness": program["fitness"], "selection": selection, "program": program["program"]}
+            if floor is not None or top is not None:
+                scores = program_scores(evaluator, program["program"], space, search_rows)  # the batch's memo answers
+            if floor is not None:
+                row["floor_kendall"] = kendall_on(scores, evaluator.targets, search_rows, floor_tasks)
+                row["floor_margin"] = floor_margin(row["floor_kendall"], minimum)
+                row["kept"] = row["floor_margin"] >= 0
+            if top is not None:
+                row["top"] = top_on(scores, evaluator.targets, top_rows, top_tasks, top.cells)
+            table.append(row)
     if floor is not None and floor.fallback and not any(row["kept"] for row in table):
         closest = max(table, key=lambda row: row["floor_margin"])
         closest["kept"] = True  # the candidate that comes closest stands in for the kept ones
