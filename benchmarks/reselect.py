@@ -60,7 +60,7 @@ from synth.rundir import write_json
 from synth.run import formula_fields, ranked_programs, write_run_files
 
 SELECTION = "selection.json"
-BATCH = 100  # candidates scored per pass over the architectures; their scalars stay in the evaluator's memo
+BATCH = 25  # candidates scored per pass over the architectures; their scalars stay in the evaluator's memo
 
 
 def candidates(record: RunRecord, within: float) -> list[dict]:
