@@ -131,7 +131,7 @@ def part_rows(bench: JoinedBenchmark, source: str, part: str, rows: list[int], o
 def program_scores(evaluator: Evaluator, program: str, space: ProgramSpace, rows: list[int]) -> np.ndarray:
     """`program`'s score per architecture on `rows` (NaN elsewhere and where it cannot score)."""
     formula = evaluator.formula(space.parse(program))
-    return np.full(len(evaluator.targets[next(iter(evaluator.targets))]), np.nan) if formula is None else evaluator.scores(formula, rows)
+    return np.full(len(evaluator.values), np.nan) if formula is None else evaluator.scores(formula, rows)
 
 
 def kendall_on(scores: np.ndarray, targets: dict, rows: list[int], tasks: list[str]) -> dict[str, float]:
